@@ -14,9 +14,24 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterable
-from typing import Final, Union
+from typing import Final
 
 import base58
+
+from bbnode._multiformats import (
+    IdError,
+    Segment,
+    SegmentCodec,
+    SegmentValue,
+    decode_varint,
+    encode_varint,
+    fnv1a_32,
+    fnv1a_64,
+    ip_protocol,
+    length_prefixed_reader,
+    text_protocol,
+    uint_protocol,
+)
 
 __all__ = [
     "Address",
@@ -27,70 +42,6 @@ __all__ = [
     "fnv1a_32",
     "fnv1a_64",
 ]
-
-
-class IdError(ValueError):
-    """A PeerId or Address could not be parsed; the message names what is wrong."""
-
-
-# -- FNV-1a ------------------------------------------------------------------------------------
-# Upstream derives ComponentRefs (32-bit) and value type hashes (64-bit) with FNV-1a; the
-# offsets and primes are the published FNV constants.
-_FNV32_OFFSET: Final = 0x811C9DC5
-_FNV32_PRIME: Final = 0x01000193
-_FNV64_OFFSET: Final = 0xCBF29CE484222325
-_FNV64_PRIME: Final = 0x100000001B3
-
-
-def fnv1a_32(data: bytes) -> int:
-    """32-bit FNV-1a of `data`."""
-    h = _FNV32_OFFSET
-    for byte in data:
-        h = ((h ^ byte) * _FNV32_PRIME) & 0xFFFFFFFF
-    return h
-
-
-def fnv1a_64(data: bytes) -> int:
-    """64-bit FNV-1a of `data`."""
-    h = _FNV64_OFFSET
-    for byte in data:
-        h = ((h ^ byte) * _FNV64_PRIME) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
-# -- unsigned varints (multiformats unsigned-varint: LEB128, minimal, at most 9 bytes) ---------
-_MAX_VARINT_BYTES: Final = 9
-
-
-def _encode_varint(value: int) -> bytes:
-    if value < 0:
-        raise IdError(f"varint cannot encode negative value {value}")
-    out = bytearray()
-    while True:
-        low = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
-def _decode_varint(data: bytes, pos: int, what: str) -> tuple[int, int]:
-    """Decode a varint at `pos`; return (value, next position)."""
-    value = 0
-    shift = 0
-    for i in range(_MAX_VARINT_BYTES):
-        if pos + i >= len(data):
-            raise IdError(f"{what}: truncated varint at byte {pos}")
-        byte = data[pos + i]
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            if byte == 0 and i > 0:
-                raise IdError(f"{what}: varint at byte {pos} is not minimally encoded")
-            return value, pos + i + 1
-        shift += 7
-    raise IdError(f"{what}: varint at byte {pos} is longer than {_MAX_VARINT_BYTES} bytes")
 
 
 # -- PeerId ------------------------------------------------------------------------------------
@@ -128,8 +79,8 @@ class PeerId:
             raise IdError("peer id: empty multihash")
         if len(data) > _MAX_PEER_ID_BYTES:
             raise IdError(f"peer id: {len(data)} bytes is longer than {_MAX_PEER_ID_BYTES}")
-        _code, pos = _decode_varint(data, 0, "peer id code")
-        length, pos = _decode_varint(data, pos, "peer id digest length")
+        _code, pos = decode_varint(data, 0, "peer id code")
+        length, pos = decode_varint(data, pos, "peer id digest length")
         if len(data) - pos != length:
             raise IdError(
                 f"peer id: multihash declares a {length}-byte digest "
@@ -177,12 +128,12 @@ class PeerId:
     @property
     def code(self) -> int:
         """The multihash function code (0x00 identity, 0x12 sha2-256, ...)."""
-        return _decode_varint(self._bytes, 0, "peer id code")[0]
+        return decode_varint(self._bytes, 0, "peer id code")[0]
 
     @property
     def digest(self) -> bytes:
-        _code, pos = _decode_varint(self._bytes, 0, "peer id code")
-        _length, pos = _decode_varint(self._bytes, pos, "peer id digest length")
+        _code, pos = decode_varint(self._bytes, 0, "peer id code")
+        _length, pos = decode_varint(self._bytes, pos, "peer id digest length")
         return self._bytes[pos:]
 
     def __str__(self) -> str:
@@ -220,150 +171,32 @@ class PeerId:
         return (PeerId, (self._bytes,))
 
 
-# -- multiaddr segments ------------------------------------------------------------------------
-SegmentValue = Union[str, int, PeerId, None]  # noqa: UP007 - a runtime alias, kept readable
-Segment = tuple[str, SegmentValue]
-
-
-class _Protocol:
-    """How one multiaddr protocol's value is encoded in binary and in text."""
-
-    __slots__ = ("code", "from_binary", "from_text", "name", "to_binary", "to_text")
-
-    def __init__(
-        self,
-        name: str,
-        code: int,
-        to_binary: Callable[[SegmentValue], bytes],
-        from_binary: Callable[[bytes, int], tuple[SegmentValue, int]],
-        to_text: Callable[[SegmentValue], str],
-        from_text: Callable[[str], SegmentValue],
-    ) -> None:
-        self.name = name
-        self.code = code
-        self.to_binary = to_binary
-        self.from_binary = from_binary
-        self.to_text = to_text
-        self.from_text = from_text
-
-
-def _fixed(size: int, name: str) -> Callable[[bytes, int], tuple[bytes, int]]:
-    def read(data: bytes, pos: int) -> tuple[bytes, int]:
-        if pos + size > len(data):
-            raise IdError(f"address: /{name} needs {size} bytes, {len(data) - pos} left")
-        return data[pos : pos + size], pos + size
-
-    return read
-
-
-def _length_prefixed(name: str) -> Callable[[bytes, int], tuple[bytes, int]]:
-    def read(data: bytes, pos: int) -> tuple[bytes, int]:
-        length, pos = _decode_varint(data, pos, f"address: /{name} length")
-        if pos + length > len(data):
-            raise IdError(f"address: /{name} declares {length} bytes, {len(data) - pos} left")
-        return data[pos : pos + length], pos + length
-
-    return read
-
-
-def _ip_protocol(name: str, code: int, version: int) -> _Protocol:
-    size = 4 if version == 4 else 16
-    read = _fixed(size, name)
-
-    def parse(text: str) -> SegmentValue:
-        try:
-            addr = ipaddress.ip_address(text)
-        except ValueError:
-            raise IdError(f"address: /{name}/{text}: not an IPv{version} address") from None
-        if addr.version != version:
-            raise IdError(f"address: /{name}/{text}: not an IPv{version} address")
-        return str(addr)
-
-    def to_binary(value: SegmentValue) -> bytes:
-        return ipaddress.ip_address(str(value)).packed
-
-    def from_binary(data: bytes, pos: int) -> tuple[SegmentValue, int]:
-        raw, pos = read(data, pos)
-        ip = ipaddress.IPv4Address(raw) if version == 4 else ipaddress.IPv6Address(raw)
-        return str(ip), pos
-
-    return _Protocol(name, code, to_binary, from_binary, str, parse)
-
-
-def _uint_protocol(name: str, code: int, size: int) -> _Protocol:
-    read = _fixed(size, name)
-    limit = 1 << (8 * size)
-
-    def parse(text: str) -> SegmentValue:
-        if not text.isdigit() or not text.isascii():
-            raise IdError(f"address: /{name}/{text}: not a decimal number")
-        value = int(text)
-        if value >= limit:
-            raise IdError(f"address: /{name}/{text}: out of range (max {limit - 1})")
-        return value
-
-    def to_binary(value: SegmentValue) -> bytes:
-        assert isinstance(value, int)
-        return value.to_bytes(size, "big")
-
-    def from_binary(data: bytes, pos: int) -> tuple[SegmentValue, int]:
-        raw, pos = read(data, pos)
-        return int.from_bytes(raw, "big"), pos
-
-    return _Protocol(name, code, to_binary, from_binary, str, parse)
-
-
-def _text_protocol(name: str, code: int) -> _Protocol:
-    read = _length_prefixed(name)
-
-    def parse(text: str) -> SegmentValue:
-        if not text:
-            raise IdError(f"address: /{name} needs a non-empty value")
-        return text
-
-    def to_binary(value: SegmentValue) -> bytes:
-        raw = str(value).encode("utf-8")
-        return _encode_varint(len(raw)) + raw
-
-    def from_binary(data: bytes, pos: int) -> tuple[SegmentValue, int]:
-        raw, pos = read(data, pos)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise IdError(f"address: /{name} value is not UTF-8") from None
-        if not text or "/" in text:
-            raise IdError(f"address: /{name} value {text!r} is empty or contains '/'")
-        return text, pos
-
-    return _Protocol(name, code, to_binary, from_binary, str, parse)
-
-
-def _p2p_protocol() -> _Protocol:
-    read = _length_prefixed("p2p")
+def _p2p_protocol() -> SegmentCodec:
+    read = length_prefixed_reader("p2p")
 
     def to_binary(value: SegmentValue) -> bytes:
         assert isinstance(value, PeerId)
         raw = value.to_bytes()
-        return _encode_varint(len(raw)) + raw
+        return encode_varint(len(raw)) + raw
 
     def from_binary(data: bytes, pos: int) -> tuple[SegmentValue, int]:
         raw, pos = read(data, pos)
         return PeerId.from_bytes(raw), pos
 
-    return _Protocol("p2p", 421, to_binary, from_binary, str, PeerId.from_string)
+    return SegmentCodec("p2p", 421, to_binary, from_binary, str, PeerId.from_string)
 
 
-_PROTOCOLS: Final[tuple[_Protocol, ...]] = (
-    _ip_protocol("ip4", 4, 4),
-    _ip_protocol("ip6", 41, 6),
-    _text_protocol("dns", 53),
-    _text_protocol("dns4", 54),
-    _text_protocol("dns6", 55),
-    _uint_protocol("tcp", 6, 2),
+_PROTOCOLS: Final[tuple[SegmentCodec, ...]] = (
+    ip_protocol("ip4", 4, 4),
+    ip_protocol("ip6", 41, 6),
+    text_protocol("dns", 53),
+    text_protocol("dns4", 54),
+    text_protocol("dns6", 55),
+    uint_protocol("tcp", 6, 2),
     _p2p_protocol(),
-    _uint_protocol("site", 0xE2, 8),
-    _uint_protocol("component", 0xE3, 4),
-    _text_protocol("op", 0xE4),
+    uint_protocol("site", 0xE2, 8),
+    uint_protocol("component", 0xE3, 4),
+    text_protocol("op", 0xE4),
 )
 _BY_NAME: Final = {p.name: p for p in _PROTOCOLS}
 _BY_CODE: Final = {p.code: p for p in _PROTOCOLS}
@@ -395,7 +228,7 @@ class Address:
             proto = _BY_NAME.get(name)
             if proto is None:
                 raise IdError(f"address: unknown protocol {name!r}")
-            parts.append(_encode_varint(proto.code) + _checked_binary(proto, value))
+            parts.append(encode_varint(proto.code) + _checked_binary(proto, value))
         self.segments = segs
         self._bytes = b"".join(parts)
         self._hash = hash(self._bytes)
@@ -435,7 +268,7 @@ class Address:
         segments: list[Segment] = []
         pos = 0
         while pos < len(data):
-            code, pos = _decode_varint(data, pos, "address: protocol code")
+            code, pos = decode_varint(data, pos, "address: protocol code")
             proto = _BY_CODE.get(code)
             if proto is None:
                 raise IdError(f"address: unknown protocol code {code:#x} at byte {pos}")
@@ -513,7 +346,7 @@ class Address:
         return (Address.from_bytes, (self._bytes,))
 
 
-def _checked_binary(proto: _Protocol, value: SegmentValue) -> bytes:
+def _checked_binary(proto: SegmentCodec, value: SegmentValue) -> bytes:
     """Encode a caller-supplied segment value, validating it as text parsing would."""
     if proto.name == "p2p":
         if not isinstance(value, PeerId):
