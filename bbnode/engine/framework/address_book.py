@@ -1,0 +1,249 @@
+"""`AddressBook`: peer -> ordered addresses plus a reference count, capped at 16 384 peers.
+
+Upstream semantics: overlay protocols, the transport and the application take references on
+the peers they care about (`insert(..., ref=True)` / `release`); the count survives snapshots.
+At the cap, inserting a *new* peer evicts the least-recently-inserted unreferenced peer
+(`ref_count == 0`); if every peer is referenced the insert is refused.
+
+Address order: first-learned addresses stay first and new ones are appended (no duplicates),
+so a peer's dial order is stable and an inbound envelope cannot reorder it. A peer keeps at
+most `max_addresses_per_peer` addresses; past that the oldest are dropped, which bounds what a
+chatty or hostile sender can make us store.
+
+Inbound envelopes merge their sender addresses with `ref=False`, which neither creates a
+reference nor inflates one, but does count as an insertion for eviction order.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from bbnode.engine.framework._check import (
+    state_bytes,
+    state_int,
+    state_list,
+    state_peer,
+    state_row,
+    usage_int,
+)
+from bbnode.engine.framework.errors import FrameworkStateError, FrameworkUsageError
+from bbnode.ids import Address, IdError, PeerId
+
+__all__ = [
+    "DEFAULT_ADDRESS_BOOK_MAX_PEERS",
+    "DEFAULT_MAX_ADDRESSES_PER_PEER",
+    "AddressBook",
+    "AddressBookEntry",
+]
+
+DEFAULT_ADDRESS_BOOK_MAX_PEERS: Final = 16_384
+"""Peer cap (upstream `AddressBook` capacity)."""
+DEFAULT_MAX_ADDRESSES_PER_PEER: Final = 32
+"""bbnode's bound on addresses kept per peer (upstream has none)."""
+_HEAP_SLACK: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class AddressBookEntry:
+    """A read-only view of one peer's entry."""
+
+    peer: PeerId
+    """The peer."""
+    addresses: tuple[Address, ...]
+    """Known addresses, first-learned first."""
+    ref_count: int
+    """References held by protocols / transport / application."""
+
+
+class _Entry:
+    """Mutable per-peer record (private; exposed as `AddressBookEntry`)."""
+
+    __slots__ = ("addresses", "inserted", "ref_count")
+
+    def __init__(self, inserted: int) -> None:
+        self.addresses: list[Address] = []
+        self.ref_count = 0
+        self.inserted = inserted  # insertion sequence number: eviction order
+
+
+class AddressBook:
+    """Ref-counted peer -> addresses map with a peer cap and LRI eviction of unreferenced peers.
+
+    Eviction uses a heap of `(inserted, peer)` for unreferenced peers, validated lazily, so an
+    insert at the cap costs O(log n) however many referenced peers there are.
+    """
+
+    __slots__ = ("_entries", "_evictable", "_max_addresses", "_max_peers", "_seq")
+
+    def __init__(
+        self,
+        max_peers: int = DEFAULT_ADDRESS_BOOK_MAX_PEERS,
+        max_addresses_per_peer: int = DEFAULT_MAX_ADDRESSES_PER_PEER,
+    ) -> None:
+        """An empty book holding at most `max_peers` peers."""
+        self._max_peers = usage_int("max_peers", max_peers, minimum=1)
+        self._max_addresses = usage_int("max_addresses_per_peer", max_addresses_per_peer, 1)
+        self._entries: dict[PeerId, _Entry] = {}
+        self._evictable: list[tuple[int, PeerId]] = []
+        self._seq = 0
+
+    @property
+    def max_peers(self) -> int:
+        """The peer cap."""
+        return self._max_peers
+
+    # mutation -------------------------------------------------------------------------------
+    def insert(self, peer: PeerId, addresses: Iterable[Address], ref: bool = True) -> bool:
+        """Merge `addresses` into `peer`'s entry; with `ref`, take one reference.
+
+        Returns False (and changes nothing) only when `peer` is new, the book is full, and
+        every peer in it is referenced.
+        """
+        if not isinstance(peer, PeerId):
+            raise FrameworkUsageError(f"insert: peer must be a PeerId, got {type(peer).__name__}")
+        new_addresses = list(addresses)
+        for address in new_addresses:
+            if not isinstance(address, Address):
+                raise FrameworkUsageError(
+                    f"insert: addresses must be Address, got {type(address).__name__}"
+                )
+        entry = self._entries.get(peer)
+        if entry is None:
+            if len(self._entries) >= self._max_peers and not self._evict_one():
+                return False
+            entry = _Entry(0)
+            self._entries[peer] = entry
+        self._seq += 1
+        entry.inserted = self._seq
+        known = entry.addresses
+        for address in new_addresses:
+            if address not in known:
+                known.append(address)
+        if len(known) > self._max_addresses:
+            del known[: len(known) - self._max_addresses]
+        if ref:
+            entry.ref_count += 1
+        else:
+            if entry.ref_count == 0:
+                self._push_evictable(entry.inserted, peer)
+        return True
+
+    def release(self, peer: PeerId) -> None:
+        """Drop one reference on `peer` (floor 0; unknown peers are ignored)."""
+        entry = self._entries.get(peer)
+        if entry is None or entry.ref_count == 0:
+            return
+        entry.ref_count -= 1
+        if entry.ref_count == 0:
+            self._push_evictable(entry.inserted, peer)
+
+    def remove(self, peer: PeerId) -> bool:
+        """Forget `peer` whatever its ref count; True if it was known."""
+        return self._entries.pop(peer, None) is not None
+
+    def _push_evictable(self, inserted: int, peer: PeerId) -> None:
+        heapq.heappush(self._evictable, (inserted, peer))
+        if len(self._evictable) > 2 * len(self._entries) + _HEAP_SLACK:
+            self._evictable = [item for item in self._evictable if self._is_current(*item)]
+            heapq.heapify(self._evictable)
+
+    def _is_current(self, inserted: int, peer: PeerId) -> bool:
+        entry = self._entries.get(peer)
+        return entry is not None and entry.ref_count == 0 and entry.inserted == inserted
+
+    def _evict_one(self) -> bool:
+        heap = self._evictable
+        while heap:
+            inserted, peer = heapq.heappop(heap)
+            if self._is_current(inserted, peer):
+                del self._entries[peer]
+                return True
+        return False
+
+    # reading --------------------------------------------------------------------------------
+    def lookup(self, peer: PeerId) -> tuple[Address, ...]:
+        """`peer`'s addresses, first-learned first; empty if unknown."""
+        entry = self._entries.get(peer)
+        return () if entry is None else tuple(entry.addresses)
+
+    def entry(self, peer: PeerId) -> AddressBookEntry | None:
+        """A frozen view of `peer`'s entry, or None."""
+        entry = self._entries.get(peer)
+        if entry is None:
+            return None
+        return AddressBookEntry(peer, tuple(entry.addresses), entry.ref_count)
+
+    def peers(self) -> list[PeerId]:
+        """Known peers, least-recently-inserted first."""
+        return sorted(self._entries, key=lambda p: self._entries[p].inserted)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, peer: object) -> bool:
+        return peer in self._entries
+
+    # snapshot -------------------------------------------------------------------------------
+    def export_state(self) -> list[list[Any]]:
+        """`[[peer_bytes, [address_bytes, ...], ref_count], ...]`, least-recently-inserted first.
+
+        The row order is the eviction order, so a restored book evicts the same peers next.
+        """
+        return [
+            [
+                peer.to_bytes(),
+                [a.to_bytes() for a in self._entries[peer].addresses],
+                self._entries[peer].ref_count,
+            ]
+            for peer in self.peers()
+        ]
+
+    def restore_state(self, rows: list[Any]) -> None:
+        """Replace everything with `rows` (as exported); nothing changes if a row is bad.
+
+        Rows beyond `max_peers` are refused rather than silently dropped.
+        """
+        where = "address_book"
+        rows = state_list(where, rows)
+        if len(rows) > self._max_peers:
+            raise FrameworkStateError(
+                f"{where}: {len(rows)} peers exceed max_peers {self._max_peers}"
+            )
+        entries: dict[PeerId, _Entry] = {}
+        for i, raw in enumerate(rows):
+            at = f"{where}[{i}]"
+            peer_raw, addresses_raw, ref_raw = state_row(at, raw, 3)
+            peer = state_peer(f"{at}.peer", peer_raw)
+            if peer in entries:
+                raise FrameworkStateError(f"{at}.peer: duplicate peer {peer}")
+            entry = _Entry(i + 1)
+            for j, address_raw in enumerate(state_list(f"{at}.addresses", addresses_raw)):
+                data = state_bytes(f"{at}.addresses[{j}]", address_raw)
+                try:
+                    address = Address.from_bytes(data)
+                except IdError as exc:
+                    raise FrameworkStateError(f"{at}.addresses[{j}]: {exc}") from exc
+                if address not in entry.addresses:
+                    entry.addresses.append(address)
+            del entry.addresses[: max(0, len(entry.addresses) - self._max_addresses)]
+            entry.ref_count = state_int(f"{at}.ref_count", ref_raw)
+            entries[peer] = entry
+        self._entries = entries
+        self._seq = len(rows)
+        self._evictable = [(e.inserted, p) for p, e in entries.items() if e.ref_count == 0]
+        heapq.heapify(self._evictable)
+
+    @classmethod
+    def from_state(
+        cls,
+        rows: list[Any],
+        max_peers: int = DEFAULT_ADDRESS_BOOK_MAX_PEERS,
+        max_addresses_per_peer: int = DEFAULT_MAX_ADDRESSES_PER_PEER,
+    ) -> AddressBook:
+        """A new book rebuilt from `export_state()` rows."""
+        book = cls(max_peers, max_addresses_per_peer)
+        book.restore_state(rows)
+        return book
