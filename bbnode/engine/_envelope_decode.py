@@ -1,0 +1,283 @@
+"""Decode received wire envelopes (SPEC §3.6): msgpack maps with the upstream field names.
+
+Wire form, one msgpack map (keys are str; unknown keys are ignored at every level, so that a
+newer sender can add fields without breaking older receivers):
+
+    dest_peer_addresses    [bin, ...]                   optional, default []
+    fills                  [{dest_suffix: bin, payload: bin,
+                             trigger_only: bool, type_hash: u64}, ...]   required
+    correlation            {kind: 0|1|2, wire_req_id: u64}               optional, default none
+    remaining_deadline_ns  u64 | nil                    optional, default nil
+    edge_rtt_reports       [[peer id bin, rtt_ns u64], ...]              optional, default []
+    src_peer_addresses     [bin, ...]                   optional, default []
+    schema_version         1                            required
+
+The decoder is on the engine's hottest path (every received envelope), so it is one straight
+function: one `unpackb` with caps that keep a hostile length prefix from allocating, then direct
+dict lookups and exact `type(x) is T` checks, and values built without the frozen-dataclass
+`__init__` cost (`_envelope_build`). Only when a check fails does it call the slow helpers that
+work out which field is wrong and say so.
+
+Memory bound: no single length prefix allocates (str/bin wait for their bytes; arrays are
+capped by `EnvelopeLimits`, and msgpack's 1024-deep stack bounds the lists that are declared
+but not yet filled). What remains is Python's per-object cost for input that really is full of
+tiny containers (e.g. an unknown key holding thousands of empty maps): about 75 bytes of memory
+per input byte, so `max_envelope_bytes` is what bounds decode memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgpack
+
+from bbnode.engine._envelope_build import (
+    build_correlation,
+    build_decoded,
+    build_envelope,
+    build_fill,
+)
+from bbnode.engine._envelope_diagnose import describe_unpack_failure
+from bbnode.engine._envelope_types import (
+    NO_CORRELATION,
+    SCHEMA_VERSION,
+    U64_MAX,
+    Correlation,
+    CorrelationKind,
+    DecodedEnvelope,
+    EnvelopeDecodeError,
+    EnvelopeLimits,
+    FillError,
+    SlotFill,
+)
+
+__all__ = ["DEFAULT_LIMITS", "decode_envelope"]
+
+DEFAULT_LIMITS: Final = EnvelopeLimits()
+
+# A PeerId is a multihash of at most 128 bytes (bbnode.ids._MAX_PEER_ID_BYTES).
+_MAX_PEER_ID_BYTES: Final = 128
+_KINDS: Final = (CorrelationKind.NONE, CorrelationKind.REQUEST, CorrelationKind.RESPONSE)
+_FILL_KEYS: Final = ("dest_suffix", "payload", "trigger_only", "type_hash")
+_MISSING: Final[Any] = object()
+_unpackb: Final = msgpack.unpackb
+
+
+def decode_envelope(
+    data: bytes | bytearray | memoryview, limits: EnvelopeLimits = DEFAULT_LIMITS
+) -> DecodedEnvelope:
+    """Parse a received envelope, enforcing `limits` before allocating anything large.
+
+    Returns the envelope with only its good fills plus one `FillError` per rejected fill.
+    Raises `EnvelopeDecodeError` (and nothing else) when the envelope as a whole is malformed.
+    """
+    size = len(data)
+    if size > limits.max_envelope_bytes:
+        raise EnvelopeDecodeError(
+            f"envelope: {size} bytes exceeds max_envelope_bytes {limits.max_envelope_bytes}", size
+        )
+    try:
+        obj = _unpackb(data, **limits.unpack_kwargs)
+    except (ValueError, TypeError, OverflowError) as exc:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            # The caller's mistake, not the peer's: a local error, not EnvelopeDecodeError.
+            raise TypeError(f"decode_envelope: expected bytes, got {type(data).__name__}") from None
+        # msgpack's errors (ExtraData, FormatError, StackError, caps, truncation) are
+        # ValueErrors. Work out a precise detail only now, off the hot path.
+        raise EnvelopeDecodeError(describe_unpack_failure(data, limits, exc), size) from None
+    if type(obj) is not dict:
+        raise EnvelopeDecodeError(f"envelope: expected a msgpack map, got {_kind(obj)}", size)
+
+    version = obj.get("schema_version", _MISSING)
+    if version != SCHEMA_VERSION or type(version) is not int:
+        raise EnvelopeDecodeError(_describe_version(version), size)
+
+    raw_fills = obj.get("fills", _MISSING)
+    if type(raw_fills) is not list:
+        raise EnvelopeDecodeError(_describe_list_field("fills", raw_fills), size)
+    if len(raw_fills) > limits.max_fills:
+        raise EnvelopeDecodeError(
+            f"fills: {len(raw_fills)} fills exceed max_fills {limits.max_fills}", size
+        )
+    max_suffix = limits.max_suffix_bytes
+    max_payload = limits.max_fill_payload_bytes
+    fills: list[SlotFill] = []
+    errors: list[FillError] = []
+    for i, f in enumerate(raw_fills):
+        if type(f) is dict:
+            suffix = f.get("dest_suffix")
+            payload = f.get("payload")
+            trigger = f.get("trigger_only")
+            thash = f.get("type_hash")
+            if (
+                type(suffix) is bytes
+                and type(payload) is bytes
+                and (trigger is True or trigger is False)
+                and type(thash) is int
+                and 0 <= thash <= U64_MAX
+                and 0 < len(suffix) <= max_suffix
+                and len(payload) <= max_payload
+            ):
+                fills.append(build_fill(suffix, payload, trigger, thash))
+                continue
+        errors.append(_fill_error(i, f, limits))
+
+    correlation = obj.get("correlation", NO_CORRELATION)
+    if correlation is not NO_CORRELATION:
+        correlation = _decode_correlation(correlation, size)
+
+    deadline = obj.get("remaining_deadline_ns")
+    if deadline is not None and not (type(deadline) is int and 0 <= deadline <= U64_MAX):
+        raise EnvelopeDecodeError(
+            f"remaining_deadline_ns: expected a u64 or nil, got {_kind(deadline)}", size
+        )
+
+    # The list fields are usually empty or absent; only a non-empty one pays for a call.
+    raw = obj.get("dest_peer_addresses")
+    dest = () if raw is None or raw == [] else _decode_addresses(raw, "dest", limits, size)
+    raw = obj.get("src_peer_addresses")
+    src = () if raw is None or raw == [] else _decode_addresses(raw, "src", limits, size)
+    raw = obj.get("edge_rtt_reports")
+    rtt = () if raw is None or raw == [] else _decode_rtt_reports(raw, limits, size)
+    env = build_envelope(tuple(fills), dest, correlation, deadline, rtt, src, SCHEMA_VERSION)
+    return build_decoded(env, tuple(errors) if errors else ())
+
+
+def _decode_correlation(raw: object, size: int) -> Correlation:
+    if type(raw) is not dict:
+        raise EnvelopeDecodeError(f"correlation: expected a map, got {_kind(raw)}", size)
+    kind = raw.get("kind", _MISSING)
+    req_id = raw.get("wire_req_id", _MISSING)
+    if type(kind) is not int or not 0 <= kind < len(_KINDS):
+        raise EnvelopeDecodeError(
+            f"correlation.kind: expected 0 (none), 1 (request) or 2 (response), got "
+            f"{kind if type(kind) is int else _kind(kind)}",
+            size,
+        )
+    if type(req_id) is not int or not 0 <= req_id <= U64_MAX:
+        raise EnvelopeDecodeError(
+            f"correlation.wire_req_id: expected a u64, got {_kind(req_id)}", size
+        )
+    if kind == 0 and req_id == 0:
+        return NO_CORRELATION
+    return build_correlation(_KINDS[kind], req_id)
+
+
+def _decode_addresses(
+    raw: object, side: str, limits: EnvelopeLimits, size: int
+) -> tuple[bytes, ...]:
+    """Check `dest_peer_addresses` or `src_peer_addresses` (`side` is "dest" or "src")."""
+    name = f"{side}_peer_addresses"
+    if type(raw) is not list:
+        raise EnvelopeDecodeError(_describe_list_field(name, raw), size)
+    cap_name = f"max_{side}_addresses"
+    max_count = getattr(limits, cap_name)
+    if len(raw) > max_count:
+        raise EnvelopeDecodeError(
+            f"{name}: {len(raw)} addresses exceed {cap_name} {max_count}", size
+        )
+    max_bytes = limits.max_src_address_bytes
+    for i, item in enumerate(raw):
+        if type(item) is not bytes:
+            raise EnvelopeDecodeError(f"{name}[{i}]: expected bin, got {_kind(item)}", size)
+        if not 0 < len(item) <= max_bytes:
+            raise EnvelopeDecodeError(
+                f"{name}[{i}]: {len(item)} bytes is outside 1..{max_bytes} (max_src_address_bytes)",
+                size,
+            )
+    return tuple(raw)
+
+
+def _decode_rtt_reports(
+    raw: object, limits: EnvelopeLimits, size: int
+) -> tuple[tuple[bytes, int], ...]:
+    max_count = limits.max_rtt_reports
+    if type(raw) is not list:
+        raise EnvelopeDecodeError(_describe_list_field("edge_rtt_reports", raw), size)
+    if len(raw) > max_count:
+        raise EnvelopeDecodeError(
+            f"edge_rtt_reports: {len(raw)} reports exceed max_rtt_reports {max_count}", size
+        )
+    out = []
+    for i, item in enumerate(raw):
+        if not (
+            type(item) is list
+            and len(item) == 2
+            and type(item[0]) is bytes
+            and 0 < len(item[0]) <= _MAX_PEER_ID_BYTES
+            and type(item[1]) is int
+            and 0 <= item[1] <= U64_MAX
+        ):
+            raise EnvelopeDecodeError(
+                f"edge_rtt_reports[{i}]: expected [peer id bin of 1..{_MAX_PEER_ID_BYTES} bytes, "
+                f"rtt_ns u64], got {_kind(item)}",
+                size,
+            )
+        out.append((item[0], item[1]))
+    return tuple(out)
+
+
+def _fill_error(i: int, f: object, limits: EnvelopeLimits) -> FillError:
+    """Say why fill `i` failed the fast check (the slow path; runs only for bad fills)."""
+    if type(f) is not dict:
+        return FillError(i, f"fills[{i}]: expected a map, got {_kind(f)}", 0, 0)
+    payload = f.get("payload", _MISSING)
+    thash = f.get("type_hash", _MISSING)
+    payload_size = len(payload) if type(payload) is bytes else 0
+    type_hash = thash if type(thash) is int and 0 <= thash <= U64_MAX else 0
+    for key in _FILL_KEYS:
+        if key not in f:
+            return FillError(i, f"fills[{i}].{key}: missing", payload_size, type_hash)
+    suffix = f["dest_suffix"]
+    trigger = f["trigger_only"]
+    if type(suffix) is not bytes:
+        detail = f"dest_suffix: expected bin, got {_kind(suffix)}"
+    elif not suffix:
+        detail = "dest_suffix: empty"
+    elif len(suffix) > limits.max_suffix_bytes:
+        detail = (
+            f"dest_suffix: {len(suffix)} bytes exceeds max_suffix_bytes {limits.max_suffix_bytes}"
+        )
+    elif type(payload) is not bytes:
+        detail = f"payload: expected bin, got {_kind(payload)}"
+    elif len(payload) > limits.max_fill_payload_bytes:
+        detail = (
+            f"payload: {len(payload)} bytes exceeds max_fill_payload_bytes "
+            f"{limits.max_fill_payload_bytes}"
+        )
+    elif type(trigger) is not bool:
+        detail = f"trigger_only: expected bool, got {_kind(trigger)}"
+    else:
+        detail = f"type_hash: expected a u64, got {thash if type(thash) is int else _kind(thash)}"
+    return FillError(i, f"fills[{i}].{detail}", payload_size, type_hash)
+
+
+def _describe_version(version: object) -> str:
+    if version is _MISSING:
+        return "schema_version: missing"
+    if type(version) is not int:
+        return f"schema_version: expected an int, got {_kind(version)}"
+    return f"schema_version: got {version}, this build reads only {SCHEMA_VERSION}"
+
+
+def _describe_list_field(name: str, value: object) -> str:
+    if value is _MISSING:
+        return f"{name}: missing"
+    return f"{name}: expected an array, got {_kind(value)}"
+
+
+def _kind(value: object) -> str:
+    """A short msgpack-flavoured name for a decoded value's type, for error details."""
+    if value is None:
+        return "nil"
+    if value is _MISSING:
+        return "missing"
+    return {
+        bool: "bool",
+        int: "int",
+        float: "float",
+        str: "str",
+        bytes: "bin",
+        list: "array",
+        dict: "map",
+    }.get(type(value), type(value).__name__)
