@@ -128,6 +128,9 @@ def ip_protocol(name: str, code: int, version: int) -> SegmentCodec:
     read = fixed_reader(size, name)
 
     def parse(text: str) -> SegmentValue:
+        if "%" in text:
+            # A zone cannot be carried in the binary form; multiaddr has /ip6zone for that.
+            raise IdError(f"address: /{name}/{text}: zoned addresses are not supported")
         try:
             addr = ipaddress.ip_address(text)
         except ValueError:

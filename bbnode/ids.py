@@ -155,16 +155,24 @@ class PeerId:
             return self._bytes == other._bytes
         return NotImplemented
 
-    def __lt__(self, other: PeerId) -> bool:
+    def __lt__(self, other: object) -> bool:
+        if other.__class__ is not PeerId:
+            return NotImplemented
         return self._bytes < other._bytes
 
-    def __le__(self, other: PeerId) -> bool:
+    def __le__(self, other: object) -> bool:
+        if other.__class__ is not PeerId:
+            return NotImplemented
         return self._bytes <= other._bytes
 
-    def __gt__(self, other: PeerId) -> bool:
+    def __gt__(self, other: object) -> bool:
+        if other.__class__ is not PeerId:
+            return NotImplemented
         return self._bytes > other._bytes
 
-    def __ge__(self, other: PeerId) -> bool:
+    def __ge__(self, other: object) -> bool:
+        if other.__class__ is not PeerId:
+            return NotImplemented
         return self._bytes >= other._bytes
 
     def __reduce__(self) -> tuple[type[PeerId], tuple[bytes]]:
@@ -222,14 +230,18 @@ class Address:
 
     def __init__(self, segments: Iterable[Segment]) -> None:
         """Build from segments (validated and encoded); see `from_string` for text."""
-        segs = tuple(segments)
+        normalised: list[Segment] = []
         parts = []
-        for name, value in segs:
+        for name, value in segments:
             proto = _BY_NAME.get(name)
             if proto is None:
                 raise IdError(f"address: unknown protocol {name!r}")
-            parts.append(encode_varint(proto.code) + _checked_binary(proto, value))
-        self.segments = segs
+            # Store the canonical value (e.g. port as int, compressed IPv6) so that equal
+            # addresses have equal segments and text, however they were built.
+            canonical = _canonical_value(proto, value)
+            normalised.append((name, canonical))
+            parts.append(encode_varint(proto.code) + proto.to_binary(canonical))
+        self.segments = tuple(normalised)
         self._bytes = b"".join(parts)
         self._hash = hash(self._bytes)
 
@@ -339,19 +351,21 @@ class Address:
             return self._bytes == other._bytes
         return NotImplemented
 
-    def __lt__(self, other: Address) -> bool:
+    def __lt__(self, other: object) -> bool:
+        if other.__class__ is not Address:
+            return NotImplemented
         return self._bytes < other._bytes
 
     def __reduce__(self) -> tuple[Callable[[bytes], Address], tuple[bytes]]:
         return (Address.from_bytes, (self._bytes,))
 
 
-def _checked_binary(proto: SegmentCodec, value: SegmentValue) -> bytes:
-    """Encode a caller-supplied segment value, validating it as text parsing would."""
+def _canonical_value(proto: SegmentCodec, value: SegmentValue) -> SegmentValue:
+    """Validate a caller-supplied segment value as text parsing would; return its canonical form."""
     if proto.name == "p2p":
         if not isinstance(value, PeerId):
             raise IdError(f"address: /p2p value must be a PeerId, got {value!r}")
-        return proto.to_binary(value)
+        return value
     if isinstance(value, PeerId) or value is None:
         raise IdError(f"address: /{proto.name} value {value!r} has the wrong type")
     if isinstance(value, int) and not isinstance(value, bool):
@@ -360,4 +374,4 @@ def _checked_binary(proto: SegmentCodec, value: SegmentValue) -> bytes:
         raise IdError(f"address: /{proto.name} value {value!r} has the wrong type")
     if "/" in value:
         raise IdError(f"address: /{proto.name} value {value!r} contains '/'")
-    return proto.to_binary(proto.from_text(value))
+    return proto.from_text(value)

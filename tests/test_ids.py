@@ -150,12 +150,6 @@ def test_ordering_and_hashing_follow_the_bytes() -> None:
     assert a.short() == str(a)[-8:]
 
 
-@pytest.mark.xfail(
-    reason="ids.py bug: PeerId.__lt__/__le__/__gt__/__ge__ read other._bytes without checking "
-    "the type, so comparing with a non-PeerId raises AttributeError instead of returning "
-    "NotImplemented (-> TypeError)",
-    strict=True,
-)
 def test_ordering_against_other_types_is_a_type_error() -> None:
     with pytest.raises(TypeError):
         _ = PeerId.from_u64(1) < 1  # type: ignore[operator]
@@ -346,13 +340,6 @@ def test_constructor_from_segments() -> None:
     assert addr.segments == tuple(segments)
 
 
-@pytest.mark.xfail(
-    reason="ids.py bug: Address.__init__ validates segment values but stores the caller's raw "
-    "values, so Address([('tcp', '80')]) keeps port '80' as a str (tcp_endpoint() then fails "
-    "its isinstance assert) and Address([('ip6', '0:0::1')]) prints differently from the equal "
-    "address parsed from bytes; it should store the values parsed by from_text",
-    strict=True,
-)
 def test_constructor_normalises_segment_values() -> None:
     addr = Address([("ip4", "1.2.3.4"), ("tcp", "80")])
     assert addr.segments == (("ip4", "1.2.3.4"), ("tcp", 80))
@@ -360,12 +347,6 @@ def test_constructor_normalises_segment_values() -> None:
     assert str(Address([("ip6", "0:0::1")])) == "/ip6/::1"
 
 
-@pytest.mark.xfail(
-    reason="ids.py bug: /ip6 text accepts a scoped address ('fe80::1%eth0', Python's "
-    "ipaddress allows it) but the binary form silently drops the zone, so text and binary "
-    "disagree; multiaddr carries zones in a separate /ip6zone segment, so /ip6 should reject '%'",
-    strict=True,
-)
 def test_ip6_rejects_a_zone() -> None:
     with pytest.raises(IdError, match="ip6"):
         Address.from_string("/ip6/fe80::1%eth0")
