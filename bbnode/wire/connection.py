@@ -1,0 +1,378 @@
+"""`SecureConnection`: a sans-IO, authenticated, encrypted frame pipe (SPEC §4).
+
+Bytes in (`receive_data`), events out (`next_event`), bytes out (`data_to_send`); frames in
+(`send_frame`). No sockets, no clocks, no logging: the daemon moves the bytes, applies timeouts
+and logs the events and errors this returns. The state machine is the table below; one
+`_set_state` enforces it.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+from bbnode.ids import PeerId
+from bbnode.wire.errors import (
+    LocalProtocolError,
+    MalformedFrame,
+    MalformedHandshake,
+    RemoteProtocolError,
+    UnexpectedEof,
+)
+from bbnode.wire.events import ConnectionClosed, Event, HandshakeComplete, frames_received
+from bbnode.wire.handshake import NoiseXX
+from bbnode.wire.keys import IdentityKey
+from bbnode.wire.transport import (
+    MAX_NOISE_MESSAGE,
+    TAG_BYTES,
+    FrameDecoder,
+    FrameEncoder,
+    TransportCipher,
+)
+
+__all__ = ["DEFAULT_MAX_FRAME_BYTES", "PROTOCOL_ID", "ConnectionState", "SecureConnection"]
+
+PROTOCOL_ID: Final = "/bbnode/1"
+"""The application protocol announced in the handshake payload (SPEC §4)."""
+DEFAULT_MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
+"""SPEC §3.6 caps an envelope at 16 MiB; a frame carries one envelope."""
+# The frame header is a u32, so no limit above this is expressible on the wire.
+_MAX_FRAME_LIMIT: Final = 2**32 - 1
+_MAX_PROTOCOL_BYTES: Final = 256
+_LENGTH_PREFIX: Final = 2
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+# Compact the inbound buffer once this much of it has been consumed (amortised O(n)).
+_COMPACT_AFTER: Final = MAX_NOISE_MESSAGE
+
+
+class ConnectionState(enum.Enum):
+    """Where a connection is; see `_TRANSITIONS` for the allowed moves."""
+
+    AWAITING_HELLO = "awaiting_hello"
+    """Responder: waiting for handshake message 1."""
+    AWAITING_RESPONSE = "awaiting_response"
+    """Initiator: message 1 queued, waiting for message 2."""
+    AWAITING_FINISH = "awaiting_finish"
+    """Responder: message 2 queued, waiting for message 3."""
+    ESTABLISHED = "established"
+    """Authenticated; frames flow both ways."""
+    CLOSED = "closed"
+    """The peer ended the stream cleanly."""
+    FAILED = "failed"
+    """The peer misbehaved; the error is re-raised by every later `next_event()`."""
+
+
+_S = ConnectionState
+_TRANSITIONS: Final[dict[ConnectionState, frozenset[ConnectionState]]] = {
+    _S.AWAITING_HELLO: frozenset({_S.AWAITING_FINISH, _S.FAILED}),
+    _S.AWAITING_RESPONSE: frozenset({_S.ESTABLISHED, _S.FAILED}),
+    _S.AWAITING_FINISH: frozenset({_S.ESTABLISHED, _S.FAILED}),
+    _S.ESTABLISHED: frozenset({_S.CLOSED, _S.FAILED}),
+    _S.CLOSED: frozenset(),
+    _S.FAILED: frozenset(),
+}
+
+
+class SecureConnection:
+    """One end of a libp2p-Noise-XX-secured bbnode connection.
+
+    Contract (h11 style):
+
+    * `receive_data(data)` only buffers; `b""` means the peer closed its side (EOF).
+    * `next_event()` does the work and returns, in order: `HandshakeComplete(remote_peer)` once,
+      then `FrameReceived(frame)` per frame, then `ConnectionClosed()` after a clean EOF;
+      `None` means more bytes are needed. It raises a `RemoteProtocolError` subclass (with a
+      `.reason` code) when the peer misbehaves, and keeps raising it afterwards.
+    * `send_frame(frame)` queues a frame (only once established); `data_to_send()` returns every
+      pending byte, coalesced — call it after `send_frame`s and after `next_event` (which queues
+      handshake replies). The initiator's first handshake message is pending from construction.
+
+    Memory is bounded: when `next_event()` returns `None` the connection holds at most one
+    incomplete transport message (≤ 65 537 bytes) and one incomplete frame (≤ max_frame_bytes),
+    and a frame header announcing more than `max_frame_bytes` is rejected before buffering.
+    """
+
+    __slots__ = (
+        "_closed_reported",
+        "_decoder",
+        "_encoder",
+        "_eof",
+        "_error",
+        "_handshake",
+        "_inbound",
+        "_max_frame",
+        "_outbound",
+        "_pos",
+        "_ready",
+        "_receive_cipher",
+        "_remote_peer",
+        "_send_pending",
+        "_state",
+        "initiator",
+    )
+
+    def __init__(
+        self,
+        key: IdentityKey,
+        *,
+        initiator: bool,
+        expected_peer: PeerId | None = None,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        protocol: str = PROTOCOL_ID,
+    ) -> None:
+        """Start a handshake as `initiator` (the dialer) or responder (the listener).
+
+        `expected_peer` (usually the dialer's) makes any other authenticated peer fail with
+        `PeerIdMismatch`. `max_frame_bytes` bounds frames both ways. `protocol` is announced
+        and required of the peer.
+        """
+        if not isinstance(key, IdentityKey):
+            raise LocalProtocolError(f"key must be an IdentityKey, got {type(key).__name__}")
+        if expected_peer is not None and not isinstance(expected_peer, PeerId):
+            raise LocalProtocolError(
+                f"expected_peer must be a PeerId or None, got {type(expected_peer).__name__}"
+            )
+        if (
+            isinstance(max_frame_bytes, bool)
+            or not isinstance(max_frame_bytes, int)
+            or not 1 <= max_frame_bytes <= _MAX_FRAME_LIMIT
+        ):
+            raise LocalProtocolError(
+                f"max_frame_bytes must be an int in 1..{_MAX_FRAME_LIMIT}, got {max_frame_bytes!r}"
+            )
+        if (
+            not isinstance(protocol, str)
+            or not protocol
+            or len(protocol.encode("utf-8")) > _MAX_PROTOCOL_BYTES
+        ):
+            raise LocalProtocolError(
+                f"protocol must be a non-empty string of at most {_MAX_PROTOCOL_BYTES} bytes, "
+                f"got {protocol!r}"
+            )
+        self.initiator = initiator
+        self._max_frame = max_frame_bytes
+        self._handshake: NoiseXX | None = NoiseXX(
+            key, initiator=initiator, protocol=protocol, expected_peer=expected_peer
+        )
+        self._inbound = bytearray()
+        self._pos = 0
+        self._eof = False
+        self._outbound = bytearray()
+        self._ready: deque[Event] = deque()
+        self._remote_peer: PeerId | None = None
+        self._error: RemoteProtocolError | None = None
+        self._closed_reported = False
+        self._encoder: FrameEncoder | None = None
+        self._send_pending: list[bytes] | None = None
+        self._decoder = FrameDecoder(max_frame_bytes)
+        self._receive_cipher: TransportCipher | None = None
+        if initiator:
+            self._state = _S.AWAITING_RESPONSE
+            self._queue_handshake(self._handshake.start())
+        else:
+            self._state = _S.AWAITING_HELLO
+
+    # public surface -----------------------------------------------------------------------------
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def is_established(self) -> bool:
+        """True once the handshake has completed (and until the connection fails)."""
+        return self._state in (_S.ESTABLISHED, _S.CLOSED)
+
+    @property
+    def remote_peer(self) -> PeerId | None:
+        """The authenticated peer, once the handshake has completed."""
+        return self._remote_peer
+
+    @property
+    def max_frame_bytes(self) -> int:
+        return self._max_frame
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the peer; `b""` signals EOF. Does no other work."""
+        if self._eof:
+            if data:
+                raise LocalProtocolError("receive_data after EOF")
+            return
+        if data:
+            self._inbound += data
+        else:
+            self._eof = True
+
+    def next_event(self) -> Event | None:
+        """The next event, or `None` when more bytes are needed; see the class docstring."""
+        ready = self._ready
+        if ready:  # hot path: frames already decoded from the last transport message
+            return ready.popleft()
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._next_event()
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            raise
+
+    def send_frame(self, frame: bytes | bytearray | memoryview) -> None:
+        """Queue one frame for `data_to_send()`; only once the handshake is complete.
+
+        A `bytes` frame is queued without copying; a bytearray or memoryview is copied first,
+        so the caller may reuse its buffer.
+        """
+        data = frame if type(frame) is bytes else _as_bytes(frame)
+        pending = self._send_pending  # set exactly while ESTABLISHED
+        if pending is None:
+            raise LocalProtocolError(f"cannot send a frame in state {self._state.value}")
+        size = len(data)
+        if size > self._max_frame:
+            raise LocalProtocolError(
+                f"frame of {size} bytes exceeds max_frame_bytes ({self._max_frame})"
+            )
+        # Inlined FrameEncoder.add: this runs once per envelope sent.
+        pending.append(_U32.pack(size))
+        pending.append(data)
+
+    def data_to_send(self) -> bytes:
+        """Every byte pending for the peer (handshake messages, then frames), coalesced."""
+        out = bytes(self._outbound)
+        self._outbound.clear()
+        if self._encoder is not None:
+            out += self._encoder.flush()
+        return out
+
+    # the engine ---------------------------------------------------------------------------------
+    def _next_event(self) -> Event | None:
+        ready = self._ready
+        while True:
+            if ready:
+                return ready.popleft()
+            if self._state is _S.CLOSED:
+                return self._closed_once()
+            message = self._take_message()
+            if message is None:
+                return self._at_end_of_input()
+            self._HANDLERS[self._state](self, message)
+
+    def _on_hello(self, message: bytes) -> None:
+        assert self._handshake is not None
+        self._queue_handshake(self._handshake.read_hello(message))
+        self._set_state(_S.AWAITING_FINISH)
+
+    def _on_response(self, message: bytes) -> None:
+        assert self._handshake is not None
+        remote, reply = self._handshake.read_response(message)
+        self._queue_handshake(reply)
+        self._establish(remote)
+
+    def _on_finish(self, message: bytes) -> None:
+        assert self._handshake is not None
+        self._establish(self._handshake.read_finish(message))
+
+    def _on_transport(self, message: bytes | memoryview) -> None:
+        assert self._receive_cipher is not None
+        if len(message) < TAG_BYTES:
+            raise MalformedFrame(
+                f"transport message of {len(message)} bytes is shorter than "
+                f"its {TAG_BYTES}-byte tag"
+            )
+        frames = self._decoder.feed(self._receive_cipher.decrypt(message))
+        self._ready.extend(frames_received(frames))
+
+    _HANDLERS: Final[dict[ConnectionState, Callable[[SecureConnection, bytes], None]]] = {
+        _S.AWAITING_HELLO: _on_hello,
+        _S.AWAITING_RESPONSE: _on_response,
+        _S.AWAITING_FINISH: _on_finish,
+        _S.ESTABLISHED: _on_transport,
+    }
+
+    # helpers ------------------------------------------------------------------------------------
+    def _take_message(self) -> bytes | None:
+        """The next whole length-prefixed message from the inbound buffer, or None."""
+        buf, pos = self._inbound, self._pos
+        available = len(buf) - pos
+        if available < _LENGTH_PREFIX:
+            return None
+        (length,) = _U16.unpack_from(buf, pos)
+        if available < _LENGTH_PREFIX + length:
+            return None
+        start = pos + _LENGTH_PREFIX
+        end = start + length
+        with memoryview(buf) as view:
+            message = bytes(view[start:end])
+        if end == len(buf):
+            buf.clear()
+            end = 0
+        elif end >= _COMPACT_AFTER and end * 2 >= len(buf):
+            # Drop consumed bytes only once they are most of the buffer: amortised O(n).
+            del buf[:end]
+            end = 0
+        self._pos = end
+        return message
+
+    def _at_end_of_input(self) -> Event | None:
+        """No whole message is buffered: wait for more, or judge the EOF."""
+        if not self._eof:
+            return None
+        leftover = len(self._inbound) - self._pos
+        if self._state is not _S.ESTABLISHED:
+            raise UnexpectedEof(
+                f"peer closed the connection during the handshake ({self._state.value})"
+            )
+        if leftover:
+            raise UnexpectedEof(f"peer closed the connection inside a message ({leftover} bytes)")
+        if not self._decoder.idle:
+            raise UnexpectedEof("peer closed the connection in the middle of a frame")
+        self._set_state(_S.CLOSED)
+        self._send_pending = None  # queued frames still go out with the next data_to_send()
+        return self._closed_once()
+
+    def _closed_once(self) -> Event | None:
+        if self._closed_reported:
+            return None
+        self._closed_reported = True
+        return ConnectionClosed()
+
+    def _establish(self, remote: PeerId) -> None:
+        assert self._handshake is not None
+        keys = self._handshake.transport_keys()
+        self._handshake = None  # the Noise handshake state is no longer needed
+        self._encoder = FrameEncoder(TransportCipher(keys.send_key))
+        self._send_pending = self._encoder.pending
+        self._receive_cipher = TransportCipher(keys.receive_key)
+        self._remote_peer = remote
+        self._set_state(_S.ESTABLISHED)
+        self._ready.append(HandshakeComplete(remote_peer=remote))
+
+    def _queue_handshake(self, message: bytes) -> None:
+        if len(message) > MAX_NOISE_MESSAGE:
+            raise MalformedHandshake(f"handshake message of {len(message)} bytes is too large")
+        self._outbound += _U16.pack(len(message))
+        self._outbound += message
+
+    def _fail(self, error: RemoteProtocolError) -> None:
+        self._error = error
+        self._ready.clear()
+        self._inbound.clear()
+        self._pos = 0
+        self._handshake = None
+        self._encoder = None
+        self._send_pending = None
+        self._set_state(_S.FAILED)
+
+    def _set_state(self, new: ConnectionState) -> None:
+        if new not in _TRANSITIONS[self._state]:
+            raise AssertionError(f"bug: illegal transition {self._state.value} -> {new.value}")
+        self._state = new
+
+
+def _as_bytes(frame: object) -> bytes:
+    """A frame given as another bytes-like type, copied to `bytes`; anything else is misuse."""
+    if not isinstance(frame, bytearray | memoryview):
+        raise LocalProtocolError(f"frame must be bytes, got {type(frame).__name__}")
+    return bytes(frame)
