@@ -1,0 +1,266 @@
+"""Phase 1 handlers: what each ingress event does to the engine state.
+
+Envelopes: the PeerGovernor's `check_inbound` runs first; a denied peer's envelope is dropped
+before anything else (no decode, no slot) with one `PeerBlocked` per peer per cycle. An
+allowed envelope is decoded (`WireDecodeFailed` if malformed), counts as a success of its
+sender, merges its `src_peer_addresses` into the address book without taking a reference
+(addresses naming another peer are ignored), reports each bad fill as `WireReceiveFailed`,
+and routes each good fill by `dest_suffix` to an op as a fresh execution with inputs
+`peer_id`, `payload` (decoded msgpack), `correlation`.
+
+A RESPONSE is matched to the in-flight request by `wire_req_id` *and* sender; it feeds the
+RTT estimate and runs the request's reply op (inputs as above plus `error: None`). A response
+nobody waits for is reported as `WireReceiveFailed(kind="unmatched_response")`.
+The observed transport address of an envelope is not merged (it is often an ephemeral port).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+import msgpack
+
+from bbnode.engine._codec import unpack_payload
+from bbnode.engine._state import Inbound, PendingCompletion
+from bbnode.engine._syscalls import SyscallsMixin
+from bbnode.engine.envelope import (
+    Correlation,
+    CorrelationKind,
+    DecodedEnvelope,
+    EnvelopeDecodeError,
+    SlotFill,
+    decode_envelope,
+)
+from bbnode.engine.framework import Allow, InFlightRequest
+from bbnode.engine.ingress import (
+    AppEvent,
+    Completion,
+    CompletionFailed,
+    DialFailed,
+    EnvelopeFrom,
+    IngressEvent,
+    Invoke,
+    PeerConnected,
+    PeerDisconnected,
+    SendFailed,
+    TimerMatured,
+)
+from bbnode.engine.steps import PeerBlocked, WireDecodeFailed, WireReceiveFailed
+from bbnode.ids import Address, IdError, PeerId, fnv1a_64
+
+__all__ = ["InboundMixin"]
+
+_REQUEST: Final = CorrelationKind.REQUEST
+_RESPONSE: Final = CorrelationKind.RESPONSE
+# Bytes of a malformed frame hashed for WireDecodeFailed.hash (identifies it in logs cheaply).
+_FRAME_HASH_BYTES: Final = 256
+_PAYLOAD_ERRORS: Final = (ValueError, TypeError, msgpack.UnpackException)
+
+
+class _Undecodable:
+    """Marker for a fill whose payload is not msgpack."""
+
+
+_UNDECODABLE: Final = _Undecodable()
+
+
+def _parked(parked: object) -> tuple[int, int]:
+    """The `(reply site, requesting exec)` stored as a request's `parked_op`."""
+    pair: list[int] = parked  # type: ignore[assignment]
+    return int(pair[0]), int(pair[1])
+
+
+class InboundMixin(SyscallsMixin):
+    """Ingress event handlers (phase 1)."""
+
+    def handle_ingress(self, events: list[IngressEvent]) -> None:
+        """Apply `events` in order."""
+        handlers: dict[type, Callable[[Any], None]] = {
+            EnvelopeFrom: self.on_envelope,
+            Invoke: self._on_invoke,
+            AppEvent: self._on_app_event,
+            TimerMatured: self._on_timer,
+            Completion: self._on_completion,
+            CompletionFailed: self._on_completion_failed,
+            SendFailed: self._on_send_failed,
+            DialFailed: self._on_dial_failed,
+            PeerConnected: self._on_connected,
+            PeerDisconnected: self._on_disconnected,
+        }
+        for event in events:
+            handlers[event.__class__](event)
+
+    # -- envelopes -----------------------------------------------------------------------------
+    def on_envelope(self, event: EnvelopeFrom) -> None:
+        """See the module docstring."""
+        src = event.src_peer
+        decision = self.governor.check_inbound(src, self.now_ns)
+        if decision.__class__ is not Allow:
+            self.counters.incr("envelopes_blocked")
+            if src not in self.blocked_this_cycle:
+                self.blocked_this_cycle.add(src)
+                self.steps.append(PeerBlocked(src, decision.reason.code))  # type: ignore[union-attr]
+            return
+        data = event.data
+        try:
+            decoded = decode_envelope(data, self.config.envelope_limits)
+        except EnvelopeDecodeError as exc:
+            self.counters.incr("envelopes_undecodable")
+            frame_hash = fnv1a_64(data[:_FRAME_HASH_BYTES])
+            self.steps.append(WireDecodeFailed(frame_hash, len(data), exc.detail))
+            return
+        envelope = decoded.envelope
+        self.record_success(src)
+        src_addresses = envelope.src_peer_addresses
+        if src_addresses and self.src_cache.get(src) != src_addresses:
+            self._merge_sources(src, src_addresses)
+        if decoded.fill_errors:
+            for error in decoded.fill_errors:
+                self.steps.append(
+                    WireReceiveFailed(
+                        src, error.fill_index, error.type_hash, error.payload_size, "fill_invalid"
+                    )
+                )
+        correlation = envelope.correlation
+        kind = correlation.kind
+        if kind is _RESPONSE:
+            self._on_response(src, decoded)
+            return
+        wire_req_id = correlation.wire_req_id if kind is _REQUEST else 0
+        now = self.now_ns
+        deadline = envelope.remaining_deadline_ns
+        routes = self.routes
+        for index, fill in enumerate(envelope.fills):
+            site = routes.get(fill.dest_suffix)
+            if site is None:
+                self._fill_failed(src, decoded, index, fill, "unroutable")
+                continue
+            value = self._decode_fill(fill)
+            if value is _UNDECODABLE:
+                self._fill_failed(src, decoded, index, fill, "payload_undecodable")
+                continue
+            inbound = Inbound(src, wire_req_id, now, deadline, fill.dest_suffix)
+            inputs = {"peer_id": src, "payload": value, "correlation": correlation}
+            self.start_exec(site, inputs, 0, inbound)
+
+    @staticmethod
+    def _decode_fill(fill: SlotFill) -> Any:
+        if fill.trigger_only:
+            return None
+        try:
+            return unpack_payload(fill.payload)
+        except _PAYLOAD_ERRORS:
+            return _UNDECODABLE
+
+    def _fill_failed(
+        self, src: PeerId, decoded: DecodedEnvelope, index: int, fill: SlotFill, kind: str
+    ) -> None:
+        # `index` counts good fills only; map it back to the position as sent.
+        bad = {e.fill_index for e in decoded.fill_errors}
+        original = [i for i in range(len(decoded.envelope.fills) + len(bad)) if i not in bad]
+        self.counters.incr(f"fills_{kind}")
+        self.steps.append(
+            WireReceiveFailed(src, original[index], fill.type_hash, len(fill.payload), kind)
+        )
+
+    def _merge_sources(self, src: PeerId, raw: tuple[bytes, ...]) -> None:
+        addresses: list[Address] = []
+        for data in raw:
+            try:
+                address = Address.from_bytes(data)
+            except IdError:
+                self.counters.incr("src_addresses_invalid")
+                continue
+            owner = address.peer_id
+            if owner is None or owner == src:
+                addresses.append(address)
+        if addresses:
+            self.book.insert(src, addresses, ref=False)
+        cache = self.src_cache
+        if len(cache) >= 2 * self.config.address_book_cap:
+            cache.clear()
+        cache[src] = raw
+
+    def _on_response(self, src: PeerId, decoded: DecodedEnvelope) -> None:
+        envelope = decoded.envelope
+        correlation = envelope.correlation
+        request = self.requests.get(correlation.wire_req_id)
+        if request is None or request.target_peer != src:
+            for index, fill in enumerate(envelope.fills):
+                self._fill_failed(src, decoded, index, fill, "unmatched_response")
+            return
+        self.requests.complete(correlation.wire_req_id)
+        self.rtt.observe(src, max(0, self.now_ns - request.started_at_ns))
+        parked = request.parked_op
+        if parked is None:
+            return
+        site, parent = _parked(parked)
+        delivered = False
+        for index, fill in enumerate(envelope.fills):
+            value = self._decode_fill(fill)
+            if value is _UNDECODABLE:
+                self._fill_failed(src, decoded, index, fill, "payload_undecodable")
+                continue
+            inbound = Inbound(src, 0, self.now_ns, envelope.remaining_deadline_ns, fill.dest_suffix)
+            inputs = {"peer_id": src, "payload": value, "correlation": correlation, "error": None}
+            self.start_exec(site, inputs, parent, inbound)
+            delivered = True
+        if not delivered:
+            self.request_error(request, "bad_response")
+
+    def request_error(self, request: InFlightRequest, error: str) -> None:
+        """Run the reply op of a request that will get no response (timeout, send failure)."""
+        parked = request.parked_op
+        if parked is None:
+            return
+        site, parent = _parked(parked)
+        inputs = {
+            "peer_id": request.target_peer,
+            "payload": None,
+            "correlation": Correlation(_RESPONSE, request.wire_req_id),
+            "error": error,
+        }
+        self.start_exec(site, inputs, parent, None)
+
+    # -- host invocations ----------------------------------------------------------------------
+    def _on_invoke(self, event: Invoke) -> None:
+        site = self.by_name[event.module_name].sites[event.op]
+        self.queue_exec(site, event.exec_id, event.inputs)
+
+    def _on_app_event(self, event: AppEvent) -> None:
+        site = self.by_name[event.module_name].sites[event.input_name]
+        self.queue_exec(site, event.exec_id, {"value": event.value_bytes})
+
+    def _on_timer(self, event: TimerMatured) -> None:
+        if event.at_ns > self.now_ns:
+            self.now_ns = event.at_ns
+
+    def _on_completion(self, event: Completion) -> None:
+        self.pending_completions.append(PendingCompletion(event.cmd_id, event.results))
+
+    def _on_completion_failed(self, event: CompletionFailed) -> None:
+        self.pending_completions.append(PendingCompletion(event.cmd_id, None, event.detail))
+
+    # -- transport outcomes --------------------------------------------------------------------
+    def _on_send_failed(self, event: SendFailed) -> None:
+        self.counters.incr("send_failed")
+        self.record_failure(event.peer)
+        if event.wire_req_id:
+            request = self.requests.get(event.wire_req_id)
+            if request is not None and request.target_peer == event.peer:
+                self.requests.complete(event.wire_req_id)
+                self.request_error(request, f"send_failed: {event.reason}")
+
+    def _on_dial_failed(self, event: DialFailed) -> None:
+        self.counters.incr("dial_failed")
+        self.record_failure(event.peer)
+
+    def _on_connected(self, event: PeerConnected) -> None:
+        self.counters.incr("peer_connected")
+        if event.address is not None:
+            self.book.insert(event.peer, (event.address,), ref=False)
+        self.record_success(event.peer)
+
+    def _on_disconnected(self, event: PeerDisconnected) -> None:
+        self.counters.incr("peer_disconnected")

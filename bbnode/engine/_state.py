@@ -1,0 +1,84 @@
+"""Record types of the engine's in-flight state (executions, suspensions, held sends).
+
+Plain slotted classes. Everything here is captured by `_capture.py` into the snapshot;
+nothing holds a reference to a component or a context, so state never outlives what it names.
+
+Execution model: every op invocation is one *execution* with a fresh `ExecId`. An execution
+started by `ctx.call`, by a response to a request, or by a resumed `Async` records its
+`parent` (the lineage); a call inherits the parent's inbound context so a helper op can still
+`reply`. An `Async` suspension keeps its execution alive; the resume op runs under the same
+ExecId. An execution that completes or fails is *finished* and dropped in phase 0 of the next
+cycle (its slot, state and inbound context go with it).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from bbnode.engine.envelope import WireEnvelope
+from bbnode.ids import PeerId
+
+__all__ = ["Exec", "Held", "HeldSend", "Inbound", "PendingAsync", "PendingCompletion"]
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """Why an execution runs, when an envelope triggered it (`ctx.src_peer` etc.).
+
+    `wire_req_id` is the request token to answer with `ctx.reply` (0 if the envelope was not
+    a request); `reply_suffix` is the dest_suffix the request addressed, echoed in the reply.
+    """
+
+    src_peer: PeerId
+    wire_req_id: int
+    arrival_ns: int
+    remaining_deadline_ns: int | None
+    reply_suffix: bytes
+
+
+@dataclass(slots=True)
+class Exec:
+    """Liveness state of one execution (seed `ExecutionStateSnapshot` plus lineage)."""
+
+    parent: int
+    inbound: Inbound | None
+    outputs_written: int = 0
+    finished: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAsync:
+    """An op suspended on command `cmd_id` (seed `PendingAsyncSnapshot`)."""
+
+    op_ref: int
+    exec_id: int
+    resume_site: int
+    deadline_ns: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCompletion:
+    """A completion waiting for phase 5: `results` on success, `failure` detail otherwise."""
+
+    cmd_id: int
+    results: dict[str, Any] | None
+    failure: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSend:
+    """An envelope held while its peer is in cooldown, with the op that sent it."""
+
+    envelope: WireEnvelope
+    op_ref: int
+    exec_id: int
+
+
+@dataclass(slots=True)
+class Held:
+    """A peer's held envelopes and the timer that releases them at `retry_ns`."""
+
+    timer: int
+    sends: deque[HeldSend] = field(default_factory=deque)
