@@ -17,10 +17,12 @@ from bbnode._cli_base import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError, Comman
 from bbnode._cli_config import CHECK_CONFIG
 from bbnode._cli_keys import KEYGEN, PEER_ID
 from bbnode._cli_snapshot import SNAPSHOT
+from bbnode.daemon.commands import CTL, RUN
+from bbnode.demo import DEMO
 
 __all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
-COMMANDS: tuple[Command, ...] = (KEYGEN, PEER_ID, CHECK_CONFIG, SNAPSHOT)
+COMMANDS: tuple[Command, ...] = (RUN, CTL, KEYGEN, PEER_ID, CHECK_CONFIG, SNAPSHOT, DEMO)
 """Every subcommand, in `bbnode --help` order."""
 
 

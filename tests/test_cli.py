@@ -45,8 +45,17 @@ def test_usage_errors_exit_two(argv: list[str], capsys: pytest.CaptureFixture[st
 
 
 def test_commands_are_a_table() -> None:
-    assert [c.name for c in COMMANDS] == ["keygen", "peer-id", "check-config", "snapshot"]
-    assert build_parser(COMMANDS[:1]).parse_args(["keygen"]).command == "keygen"
+    assert [c.name for c in COMMANDS] == [
+        "run",
+        "ctl",
+        "keygen",
+        "peer-id",
+        "check-config",
+        "snapshot",
+        "demo",
+    ]
+    keygen = next(c for c in COMMANDS if c.name == "keygen")
+    assert build_parser((keygen,)).parse_args(["keygen"]).command == "keygen"
 
 
 # -- keygen / peer-id ------------------------------------------------------------------------

@@ -1,0 +1,46 @@
+"""The engine clock the daemon feeds: wall-clock epoch nanoseconds, advanced monotonically.
+
+Decision (issue 5): engine time is **Unix epoch ns**. At start the daemon reads the wall
+clock once and from then on advances it by trio's monotonic clock, never backwards. So:
+
+- deadlines inside one run are immune to wall-clock steps (NTP, manual changes), because
+  only the monotonic clock moves engine time;
+- values the engine persists in snapshots (block expiries ``until_ns``, backoff retry
+  times, timer maturities) are absolute epoch times and stay meaningful after a restart:
+  a ``block --for 1h`` issued before a restart expires one wall-clock hour after it was
+  issued, not one hour after the restart.
+
+A restart seeds the base from the wall clock again; if the wall clock went backwards
+across a restart the engine may see time "jump back" relative to restored values, which
+only makes restored expiries and retries happen later, never earlier.
+"""
+
+from __future__ import annotations
+
+import time
+
+import trio
+
+__all__ = ["EngineClock"]
+
+
+class EngineClock:
+    """Maps trio's monotonic clock onto epoch nanoseconds; must be used inside ``trio.run``."""
+
+    def __init__(self, wall_base_ns: int | None = None) -> None:
+        self._wall_base_ns = time.time_ns() if wall_base_ns is None else wall_base_ns
+        self._mono_base_s = trio.current_time()
+        self._last_ns = self._wall_base_ns
+
+    def now_ns(self) -> int:
+        """Current engine time; never decreases."""
+        elapsed_ns = int((trio.current_time() - self._mono_base_s) * 1_000_000_000)
+        now = self._wall_base_ns + elapsed_ns
+        if now < self._last_ns:
+            now = self._last_ns
+        self._last_ns = now
+        return now
+
+    def to_trio_time(self, engine_ns: int) -> float:
+        """The trio clock reading at which the engine clock will read ``engine_ns``."""
+        return self._mono_base_s + (engine_ns - self._wall_base_ns) / 1_000_000_000

@@ -1,0 +1,60 @@
+"""What connection tasks tell the engine driver, through one bounded trio channel.
+
+These are daemon-internal messages, not engine ingress events: the driver translates each
+into the matching ``Node`` entry point (``deliver_inbound``, ``peer_connected``, ...), so the
+Node is only ever touched from the driver task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bbnode.ids import Address, PeerId
+
+__all__ = ["Connected", "DialFailedIn", "Disconnected", "DriverInput", "FrameIn", "SendFailedIn"]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameIn:
+    """One decrypted frame (a msgpack envelope) from an authenticated peer."""
+
+    peer: PeerId
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """A peer is connected (first live connection after the handshake and policy checks)."""
+
+    peer: PeerId
+    address: Address
+    inbound: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The last live connection to ``peer`` closed; ``reason`` is a short code."""
+
+    peer: PeerId
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialFailedIn:
+    """Every address tried for ``peer`` failed; ``address`` is the last one tried."""
+
+    peer: PeerId
+    address: Address
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendFailedIn:
+    """A frame carrying request ``wire_req_id`` could not be written to ``peer``."""
+
+    peer: PeerId
+    wire_req_id: int
+    reason: str
+
+
+DriverInput = FrameIn | Connected | Disconnected | DialFailedIn | SendFailedIn

@@ -1,0 +1,228 @@
+"""ConnectionManager over real loopback sockets and the real Noise transport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import trio
+
+from bbnode.daemon.connections import ConnectionManager, ConnectionSettings, OutboundFrame
+from bbnode.daemon.counters import Counters
+from bbnode.daemon.events import Connected, DialFailedIn, Disconnected, DriverInput, FrameIn
+from bbnode.daemon.policy import NetworkPolicy
+from bbnode.ids import Address, PeerId
+from bbnode.wire import IdentityKey, SecureConnection
+
+LISTEN = [Address.from_string("/ip4/127.0.0.1/tcp/0")]
+
+
+@dataclass
+class Side:
+    manager: ConnectionManager
+    inbox: trio.MemoryReceiveChannel[DriverInput]
+    blocked: set[PeerId] = field(default_factory=set)
+
+    @property
+    def peer(self) -> PeerId:
+        return self.manager.local_peer
+
+    @property
+    def address(self) -> Address:
+        return self.manager.listen_addresses[0]
+
+    async def expect(self, kind: type) -> DriverInput:
+        with trio.fail_after(5):
+            async for item in self.inbox:
+                if isinstance(item, kind):
+                    return item
+        raise AssertionError("inbox closed")
+
+
+@asynccontextmanager
+async def side(
+    seed: int,
+    policy: NetworkPolicy | None = None,
+    settings: ConnectionSettings | None = None,
+) -> AsyncIterator[Side]:
+    send, receive = trio.open_memory_channel[DriverInput](100)
+    blocked: set[PeerId] = set()
+    key = IdentityKey.from_seed(bytes([seed]) * 32)
+    manager = ConnectionManager(
+        key,
+        settings or ConnectionSettings(handshake_timeout_s=2.0),
+        policy or NetworkPolicy(),
+        send,
+        lambda p: "blocklisted" if p in blocked else None,
+        Counters(),
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(manager.run, LISTEN)
+        yield Side(manager, receive, blocked)
+        nursery.cancel_scope.cancel()
+
+
+async def test_dial_handshake_and_frames_both_ways() -> None:
+    async with side(1) as a, side(2) as b:
+        assert a.manager.send(b.peer, OutboundFrame(b"hello"), [b.address]) is None
+        connected = await a.expect(Connected)
+        assert connected == Connected(b.peer, connected.address, inbound=False)
+        assert await b.expect(Connected) == Connected(a.peer, connected_address(b, a), True)
+        assert await b.expect(FrameIn) == FrameIn(a.peer, b"hello")
+        # Coalescing: a burst queued before the writer runs goes out in few writes.
+        for i in range(50):
+            assert b.manager.send(a.peer, OutboundFrame(b"m%d" % i), []) is None
+        frames = [await a.expect(FrameIn) for _ in range(50)]
+        assert [f.frame for f in frames if isinstance(f, FrameIn)] == [
+            b"m%d" % i for i in range(50)
+        ]
+        assert a.manager.is_connected(b.peer)
+        assert b.manager.is_connected(a.peer)
+
+
+async def wait_until(predicate: Callable[[], bool]) -> None:
+    with trio.fail_after(5):
+        while not predicate():  # noqa: ASYNC110 - polling state owned by other tasks
+            await trio.sleep(0.01)
+
+
+def connected_address(at: Side, remote: Side) -> Address:
+    info = at.manager.info(remote.peer)
+    assert info is not None
+    return Address.from_string(info["address"])
+
+
+async def test_dial_failure_is_reported_once() -> None:
+    async with side(1) as a:
+        ghost = IdentityKey.from_seed(b"\x09" * 32).peer_id
+        # Bind then close a socket to get a port nobody listens on.
+        sock = trio.socket.socket()
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        dead = Address.tcp("127.0.0.1", port, peer=ghost)
+        assert a.manager.send(ghost, OutboundFrame(b"x"), [dead]) is None
+        failed = await a.expect(DialFailedIn)
+        assert isinstance(failed, DialFailedIn)
+        assert failed.peer == ghost
+        assert failed.address == dead
+        assert failed.reason.startswith("connect_failed")
+        assert a.manager.counters.get("send.dropped_dial_failed") == 1
+
+
+async def test_blocked_peer_is_refused_after_handshake() -> None:
+    async with side(1) as a, side(2) as b:
+        b.blocked.add(a.peer)
+        a.manager.dial(b.peer, [b.address])
+        # XX: the dialer completes first, then the listener refuses and hangs up.
+        assert await a.expect(Disconnected) == Disconnected(b.peer, "eof")
+        assert b.manager.counters.get("conn.refused.peer_blocklisted") == 1
+        assert not b.manager.is_connected(a.peer)
+
+
+async def test_enforce_peer_policy_disconnects_live_peer() -> None:
+    async with side(1) as a, side(2) as b:
+        a.manager.dial(b.peer, [b.address])
+        await a.expect(Connected)
+        await b.expect(Connected)
+        b.blocked.add(a.peer)
+        assert b.manager.enforce_peer_policy() == [a.peer]
+        gone = await b.expect(Disconnected)
+        assert gone == Disconnected(a.peer, "peer_blocklisted")
+        await a.expect(Disconnected)
+
+
+async def test_cidr_deny_refuses_before_handshake() -> None:
+    async with side(1, policy=NetworkPolicy.build(deny_cidrs=["127.0.0.0/8"])) as a:
+        stream = await trio.open_tcp_stream("127.0.0.1", a.address.tcp_endpoint()[1])  # type: ignore[index]
+        async with stream:
+            with trio.fail_after(5):
+                assert await stream.receive_some(100) == b""
+        assert a.manager.counters.get("conn.refused.denied_cidr") == 1
+
+
+async def test_per_ip_limit_and_handshake_timeout() -> None:
+    policy = NetworkPolicy(max_connections_per_ip=2)
+    settings = ConnectionSettings(handshake_timeout_s=0.5)
+    async with side(1, policy=policy, settings=settings) as a:
+        port = a.address.tcp_endpoint()[1]  # type: ignore[index]
+        silent = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(2)]
+        refused = await trio.open_tcp_stream("127.0.0.1", port)
+        async with refused:
+            with trio.fail_after(5):
+                assert await refused.receive_some(100) == b""
+        assert a.manager.counters.get("conn.refused.max_connections_per_ip") == 1
+        # The silent clients are dropped at the handshake timeout, freeing their slots.
+        with trio.fail_after(5):
+            for s in silent:
+                async with s:
+                    while await s.receive_some(100):
+                        pass
+        assert a.manager.counters.get("conn.handshake_failed") == 2
+
+
+async def test_garbage_client_is_dropped() -> None:
+    async with side(1) as a:
+        port = a.address.tcp_endpoint()[1]  # type: ignore[index]
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(b"\x00\x20" + b"\xff" * 32 + b"GET / HTTP/1.1\r\n\r\n" * 10)
+            with trio.fail_after(5):
+                while await stream.receive_some(1000):
+                    pass
+        assert a.manager.counters.get("conn.handshake_failed") == 1
+
+
+async def test_simultaneous_dial_keeps_connection_of_smaller_peer() -> None:
+    async with side(1) as a, side(2) as b:
+        a.manager.dial(b.peer, [b.address])
+        b.manager.dial(a.peer, [a.address])
+        await a.expect(Connected)
+        await b.expect(Connected)
+        await wait_until(lambda: len(a.manager._all) == 1 and len(b.manager._all) == 1)
+        smaller = min(a.peer, b.peer)
+        a_info = a.manager.info(b.peer)
+        b_info = b.manager.info(a.peer)
+        assert a_info is not None
+        assert b_info is not None
+        expected_a = "outbound" if smaller == a.peer else "inbound"
+        assert a_info["direction"] == expected_a
+        assert b_info["direction"] == ("inbound" if expected_a == "outbound" else "outbound")
+        # The survivor still carries frames.
+        assert a.manager.send(b.peer, OutboundFrame(b"after"), []) is None
+        assert await b.expect(FrameIn) == FrameIn(a.peer, b"after")
+
+
+async def test_send_queue_is_bounded() -> None:
+    settings = ConnectionSettings(send_queue_frames=2, pending_dial_frames=2)
+    async with side(1, settings=settings) as a, side(2) as b:
+        assert a.manager.send(b.peer, OutboundFrame(b"1"), [b.address]) is None
+        assert a.manager.send(b.peer, OutboundFrame(b"2"), [b.address]) is None
+        assert a.manager.send(b.peer, OutboundFrame(b"3"), [b.address]) == "send_queue_full"
+        assert a.manager.send(PeerId.from_u64(5), OutboundFrame(b"x"), []) == "no_address"
+
+
+async def test_wrong_peer_at_address_fails_dial() -> None:
+    async with side(1) as a, side(2) as b:
+        impostor = IdentityKey.from_seed(b"\x07" * 32).peer_id
+        a.manager.dial(impostor, [b.address])
+        failed = await a.expect(DialFailedIn)
+        assert isinstance(failed, DialFailedIn)
+        assert failed.reason.startswith("handshake_failed")
+
+
+async def test_raw_secure_client_can_talk() -> None:
+    """A hand-driven SecureConnection client is served like any peer."""
+    async with side(1) as a:
+        key = IdentityKey.from_seed(b"\x05" * 32)
+        secure = SecureConnection(key, initiator=True, expected_peer=a.peer)
+        stream = await trio.open_tcp_stream("127.0.0.1", a.address.tcp_endpoint()[1])  # type: ignore[index]
+        from bbnode.daemon._peer_conn import handshake
+
+        assert await handshake(stream, secure, 5) == a.peer
+        secure.send_frame(b"raw")
+        await stream.send_all(secure.data_to_send())
+        assert await a.expect(FrameIn) == FrameIn(key.peer_id, b"raw")
+        await stream.aclose()
+        assert await a.expect(Disconnected) == Disconnected(key.peer_id, "eof")
