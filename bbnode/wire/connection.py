@@ -11,8 +11,8 @@ from __future__ import annotations
 import enum
 import struct
 from collections import deque
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Callable, Iterable
+from typing import Any, Final, cast
 
 from bbnode.ids import PeerId
 from bbnode.wire.errors import (
@@ -22,7 +22,7 @@ from bbnode.wire.errors import (
     RemoteProtocolError,
     UnexpectedEof,
 )
-from bbnode.wire.events import ConnectionClosed, Event, HandshakeComplete, frames_received
+from bbnode.wire.events import ConnectionClosed, Event, FrameReceived, HandshakeComplete
 from bbnode.wire.handshake import NoiseXX
 from bbnode.wire.keys import IdentityKey
 from bbnode.wire.transport import (
@@ -44,7 +44,12 @@ _MAX_FRAME_LIMIT: Final = 2**32 - 1
 _MAX_PROTOCOL_BYTES: Final = 256
 _LENGTH_PREFIX: Final = 2
 _U16 = struct.Struct(">H")
-_U32 = struct.Struct(">I")
+# Building FrameReceived through the slot descriptor skips the frozen-dataclass __init__,
+# which costs as much as decoding the frame; the object is identical (see events.py).
+_new_event: Final = object.__new__
+_set_frame: Final[Any] = FrameReceived.__dict__["frame"].__set__
+_BYTES_ONLY: Final = frozenset({bytes})
+_Message = bytes | memoryview
 # Compact the inbound buffer once this much of it has been consumed (amortised O(n)).
 _COMPACT_AFTER: Final = MAX_NOISE_MESSAGE
 
@@ -87,9 +92,14 @@ class SecureConnection:
       then `FrameReceived(frame)` per frame, then `ConnectionClosed()` after a clean EOF;
       `None` means more bytes are needed. It raises a `RemoteProtocolError` subclass (with a
       `.reason` code) when the peer misbehaves, and keeps raising it afterwards.
-    * `send_frame(frame)` queues a frame (only once established); `data_to_send()` returns every
-      pending byte, coalesced — call it after `send_frame`s and after `next_event` (which queues
-      handshake replies). The initiator's first handshake message is pending from construction.
+    * `next_frames()` is the bulk form for established connections: every frame that can be
+      decoded now, as `bytes`, in the same order `next_event()` would give them. It returns
+      `[]` when the next event is not a frame (or there is none yet); call `next_event()` then.
+      The two may be mixed freely.
+    * `send_frame(frame)` queues a frame (only once established), `send_frames(frames)` many;
+      `data_to_send()` returns every pending byte, coalesced — call it after sending and after
+      `next_event`/`next_frames` (which queue handshake replies). The initiator's first
+      handshake message is pending from construction.
 
     Memory is bounded: when `next_event()` returns `None` the connection holds at most one
     incomplete transport message (≤ 65 537 bytes) and one incomplete frame (≤ max_frame_bytes),
@@ -102,6 +112,7 @@ class SecureConnection:
         "_encoder",
         "_eof",
         "_error",
+        "_frames",
         "_handshake",
         "_inbound",
         "_max_frame",
@@ -111,6 +122,7 @@ class SecureConnection:
         "_receive_cipher",
         "_remote_peer",
         "_send_pending",
+        "_send_sizes",
         "_state",
         "initiator",
     )
@@ -158,16 +170,23 @@ class SecureConnection:
         self._handshake: NoiseXX | None = NoiseXX(
             key, initiator=initiator, protocol=protocol, expected_peer=expected_peer
         )
-        self._inbound = bytearray()
+        # Unconsumed input from `_pos` on. While the caller's chunks hold whole messages it is
+        # their own `bytes` object (no copy; messages are read through memoryviews); only a
+        # message split across chunks is assembled in a bytearray.
+        self._inbound: bytes | bytearray = b""
         self._pos = 0
         self._eof = False
         self._outbound = bytearray()
+        # Non-frame events (HandshakeComplete) and decoded frames not yet handed out. Frames
+        # are only decoded once `_ready` is empty, so a queued frame never jumps an event.
         self._ready: deque[Event] = deque()
+        self._frames: deque[bytes] = deque()
         self._remote_peer: PeerId | None = None
         self._error: RemoteProtocolError | None = None
         self._closed_reported = False
         self._encoder: FrameEncoder | None = None
         self._send_pending: list[bytes] | None = None
+        self._send_sizes: set[int] = set()
         self._decoder = FrameDecoder(max_frame_bytes)
         self._receive_cipher: TransportCipher | None = None
         if initiator:
@@ -201,16 +220,27 @@ class SecureConnection:
             if data:
                 raise LocalProtocolError("receive_data after EOF")
             return
-        if data:
-            self._inbound += data
-        else:
+        if not data:
             self._eof = True
+            return
+        inbound = self._inbound
+        if self._pos == len(inbound):  # everything buffered was consumed
+            self._inbound = data if type(data) is bytes else bytes(data)
+            self._pos = 0
+        elif type(inbound) is bytes:
+            self._inbound = bytearray(memoryview(inbound)[self._pos :])
+            self._inbound += data
+            self._pos = 0
+        else:
+            inbound += data
 
     def next_event(self) -> Event | None:
         """The next event, or `None` when more bytes are needed; see the class docstring."""
-        ready = self._ready
-        if ready:  # hot path: frames already decoded from the last transport message
-            return ready.popleft()
+        frames = self._frames
+        if frames:  # hot path: frames already decoded from the last transport message
+            event = _new_event(FrameReceived)
+            _set_frame(event, frames.popleft())
+            return event
         if self._error is not None:
             raise self._error
         try:
@@ -218,6 +248,34 @@ class SecureConnection:
         except RemoteProtocolError as exc:
             self._fail(exc)
             raise
+
+    def next_frames(self) -> list[bytes]:
+        """Every frame decodable now, in order, as `bytes`; `[]` means "ask `next_event()`".
+
+        The bulk form of `next_event()` for the established phase, without an event object per
+        frame. It returns `[]` while the handshake runs, while `HandshakeComplete` waits to be
+        taken, when no whole frame is buffered and after EOF; `next_event()` then says what is
+        next (an event or `None`). A misbehaving peer raises the same errors, except that frames
+        decoded from earlier transport messages are returned first and the error is raised by
+        the next call.
+        """
+        if self._error is not None:
+            raise self._error
+        frames = self._frames
+        out = list(frames)
+        frames.clear()
+        if self._ready or self._state is not _S.ESTABLISHED:
+            return out
+        feed = self._decoder.feed
+        try:
+            while (message := self._take_message()) is not None:
+                out += feed(self._decrypt(message))
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            if out:
+                return out
+            raise
+        return out
 
     def send_frame(self, frame: bytes | bytearray | memoryview) -> None:
         """Queue one frame for `data_to_send()`; only once the handshake is complete.
@@ -235,8 +293,30 @@ class SecureConnection:
                 f"frame of {size} bytes exceeds max_frame_bytes ({self._max_frame})"
             )
         # Inlined FrameEncoder.add: this runs once per envelope sent.
-        pending.append(_U32.pack(size))
         pending.append(data)
+        self._send_sizes.add(size)
+
+    def send_frames(self, frames: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Queue many frames, in order: `send_frame` for each, checked in bulk.
+
+        All or nothing: if any frame is refused (`LocalProtocolError`), none is queued.
+        """
+        pending = self._send_pending
+        if pending is None:
+            raise LocalProtocolError(f"cannot send a frame in state {self._state.value}")
+        given = frames if type(frames) is list else list(frames)
+        batch: list[bytes]
+        if _BYTES_ONLY.issuperset(map(type, given)):
+            batch = cast(list[bytes], given)  # checked in C, not per frame in Python
+        else:
+            batch = [f if type(f) is bytes else _as_bytes(f) for f in given]
+        sizes = set(map(len, batch))
+        if sizes and (largest := max(sizes)) > self._max_frame:
+            raise LocalProtocolError(
+                f"frame of {largest} bytes exceeds max_frame_bytes ({self._max_frame})"
+            )
+        pending += batch
+        self._send_sizes |= sizes
 
     def data_to_send(self) -> bytes:
         """Every byte pending for the peer (handshake messages, then frames), coalesced."""
@@ -249,9 +329,14 @@ class SecureConnection:
     # the engine ---------------------------------------------------------------------------------
     def _next_event(self) -> Event | None:
         ready = self._ready
+        frames = self._frames
         while True:
             if ready:
                 return ready.popleft()
+            if frames:
+                event = _new_event(FrameReceived)
+                _set_frame(event, frames.popleft())
+                return event
             if self._state is _S.CLOSED:
                 return self._closed_once()
             message = self._take_message()
@@ -259,32 +344,34 @@ class SecureConnection:
                 return self._at_end_of_input()
             self._HANDLERS[self._state](self, message)
 
-    def _on_hello(self, message: bytes) -> None:
+    def _on_hello(self, message: bytes | memoryview) -> None:
         assert self._handshake is not None
         self._queue_handshake(self._handshake.read_hello(message))
         self._set_state(_S.AWAITING_FINISH)
 
-    def _on_response(self, message: bytes) -> None:
+    def _on_response(self, message: bytes | memoryview) -> None:
         assert self._handshake is not None
         remote, reply = self._handshake.read_response(message)
         self._queue_handshake(reply)
         self._establish(remote)
 
-    def _on_finish(self, message: bytes) -> None:
+    def _on_finish(self, message: bytes | memoryview) -> None:
         assert self._handshake is not None
         self._establish(self._handshake.read_finish(message))
 
     def _on_transport(self, message: bytes | memoryview) -> None:
+        self._frames.extend(self._decoder.feed(self._decrypt(message)))
+
+    def _decrypt(self, message: bytes | memoryview) -> bytes:
         assert self._receive_cipher is not None
         if len(message) < TAG_BYTES:
             raise MalformedFrame(
                 f"transport message of {len(message)} bytes is shorter than "
                 f"its {TAG_BYTES}-byte tag"
             )
-        frames = self._decoder.feed(self._receive_cipher.decrypt(message))
-        self._ready.extend(frames_received(frames))
+        return self._receive_cipher.decrypt(message)
 
-    _HANDLERS: Final[dict[ConnectionState, Callable[[SecureConnection, bytes], None]]] = {
+    _HANDLERS: Final[dict[ConnectionState, Callable[[SecureConnection, _Message], None]]] = {
         _S.AWAITING_HELLO: _on_hello,
         _S.AWAITING_RESPONSE: _on_response,
         _S.AWAITING_FINISH: _on_finish,
@@ -292,17 +379,20 @@ class SecureConnection:
     }
 
     # helpers ------------------------------------------------------------------------------------
-    def _take_message(self) -> bytes | None:
+    def _take_message(self) -> bytes | memoryview | None:
         """The next whole length-prefixed message from the inbound buffer, or None."""
         buf, pos = self._inbound, self._pos
         available = len(buf) - pos
-        if available < _LENGTH_PREFIX:
+        if available < _LENGTH_PREFIX or available < _LENGTH_PREFIX + _U16.unpack_from(buf, pos)[0]:
+            self._keep_only_the_rest()
             return None
         (length,) = _U16.unpack_from(buf, pos)
-        if available < _LENGTH_PREFIX + length:
-            return None
         start = pos + _LENGTH_PREFIX
         end = start + length
+        if type(buf) is bytes:  # immutable: a view is safe and saves a copy
+            self._pos = end
+            return memoryview(buf)[start:end]
+        assert isinstance(buf, bytearray)
         with memoryview(buf) as view:
             message = bytes(view[start:end])
         if end == len(buf):
@@ -314,6 +404,12 @@ class SecureConnection:
             end = 0
         self._pos = end
         return message
+
+    def _keep_only_the_rest(self) -> None:
+        """Waiting for more input: hold only the incomplete message, not the caller's chunk."""
+        if self._pos and type(self._inbound) is bytes:
+            self._inbound = bytearray(memoryview(self._inbound)[self._pos :])
+            self._pos = 0
 
     def _at_end_of_input(self) -> Event | None:
         """No whole message is buffered: wait for more, or judge the EOF."""
@@ -344,6 +440,7 @@ class SecureConnection:
         self._handshake = None  # the Noise handshake state is no longer needed
         self._encoder = FrameEncoder(TransportCipher(keys.send_key))
         self._send_pending = self._encoder.pending
+        self._send_sizes = self._encoder.sizes
         self._receive_cipher = TransportCipher(keys.receive_key)
         self._remote_peer = remote
         self._set_state(_S.ESTABLISHED)
@@ -358,7 +455,8 @@ class SecureConnection:
     def _fail(self, error: RemoteProtocolError) -> None:
         self._error = error
         self._ready.clear()
-        self._inbound.clear()
+        self._frames.clear()
+        self._inbound = b""
         self._pos = 0
         self._handshake = None
         self._encoder = None

@@ -6,13 +6,11 @@ All are frozen, slotted dataclasses on one base, h11 style; `None` from `next_ev
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
 
 from bbnode.ids import PeerId
 
-__all__ = ["ConnectionClosed", "Event", "FrameReceived", "HandshakeComplete", "frames_received"]
+__all__ = ["ConnectionClosed", "Event", "FrameReceived", "HandshakeComplete"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,24 +40,3 @@ class ConnectionClosed(Event):
 
     Emitted once, after every frame that preceded the EOF; `next_event()` returns `None` after.
     """
-
-
-_new: Final = object.__new__
-# The slot's own descriptor: setting through it skips the frozen-dataclass __setattr__ guard.
-_set_frame: Final[Any] = FrameReceived.__dict__["frame"].__set__
-
-
-def frames_received(frames: Iterable[bytes]) -> list[FrameReceived]:
-    """`[FrameReceived(f) for f in frames]`, about twice as fast.
-
-    The hot receive path builds one event per frame (hundreds per transport message); the
-    frozen-dataclass `__init__` costs as much as the rest of the decode, so this fills the slot
-    directly. The objects are identical to ones built the normal way.
-    """
-    events: list[FrameReceived] = []
-    append = events.append
-    for frame in frames:
-        event = _new(FrameReceived)
-        _set_frame(event, frame)
-        append(event)
-    return events

@@ -23,7 +23,10 @@ dropped message fail authentication.
 
 from __future__ import annotations
 
+import functools
 import struct
+from collections.abc import Sequence
+from itertools import chain
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -38,6 +41,7 @@ __all__ = [
     "FrameDecoder",
     "FrameEncoder",
     "TransportCipher",
+    "encode_frames",
 ]
 
 # Noise spec §3: a Noise message, ciphertext and tag included, is at most 65535 bytes.
@@ -50,6 +54,15 @@ _MAX_NONCE: Final = 2**64 - 1
 _NONCE = struct.Struct("<4xQ")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
+# Frames encoded per `struct` call when flushing, which bounds the one-off format's size.
+_ENCODE_BATCH: Final = 1024
+# The decoder looks for a run of equal-sized frames before every burst of this many frames
+# cut one by one; a run shorter than `_MIN_RUN` is not worth the `struct` call.
+_PROBE_EVERY: Final = 16
+_MAX_BURST: Final = 1024
+_MIN_RUN: Final = 4
+# Records per cached run `Struct` (each ~256 format codes; 64 of them cached).
+_RUN_CHUNK: Final = 256
 
 
 class TransportCipher:
@@ -85,34 +98,81 @@ class TransportCipher:
 class FrameEncoder:
     """Queues frames and emits them as framed, encrypted transport messages.
 
-    `add()` is cheap (no copy beyond the header); `flush()` packs everything queued into as
-    few transport messages as possible and returns the bytes for the socket.
+    `add()` only queues the frame and notes its size; `flush()` writes every header and frame
+    in a few C-level calls, packs them into as few transport messages as possible and returns
+    the bytes for the socket.
+
+    Equal-sized frames (a burst of one kind of envelope) are packed whole into each message,
+    which needs one `join` per message and no stream-sized buffer; the receiver then finds no
+    frame split across messages. Otherwise the frames form one stream cut into full messages.
+    Either way the bytes follow the same format: any split into ≤ 65 519-byte plaintexts is
+    valid, the receiver only concatenates them.
     """
 
-    __slots__ = ("_cipher", "pending")
+    __slots__ = ("_cipher", "pending", "sizes")
 
     def __init__(self, cipher: TransportCipher) -> None:
         self._cipher = cipher
         self.pending: list[bytes] = []
-        """Queued plaintext pieces; `SecureConnection.send_frame` appends here directly."""
+        """Queued frames, headers not yet added; `SecureConnection` appends here directly."""
+        self.sizes: set[int] = set()
+        """The distinct sizes of the queued frames (kept up to date with `pending`)."""
 
     def add(self, frame: bytes) -> None:
-        self.pending.append(_U32.pack(len(frame)))
         self.pending.append(frame)
+        self.sizes.add(len(frame))
 
     def flush(self) -> bytes:
-        if not self.pending:
+        frames = self.pending
+        if not frames:
             return b""
-        stream = memoryview(b"".join(self.pending))
-        self.pending.clear()
+        sizes = self.sizes
+        plaintexts: Sequence[bytes | memoryview]
+        if len(sizes) == 1 and (size := next(iter(sizes))) <= MAX_PLAINTEXT - FRAME_HEADER_BYTES:
+            plaintexts = _equal_sized_messages(frames, size)
+        else:
+            plaintexts = _stream_messages(frames)
+        frames.clear()
+        sizes.clear()
         encrypt = self._cipher.encrypt
         pack = _U16.pack
         out: list[bytes] = []
-        for start in range(0, len(stream), MAX_PLAINTEXT):
-            ciphertext = encrypt(stream[start : start + MAX_PLAINTEXT])
+        for plaintext in plaintexts:
+            ciphertext = encrypt(plaintext)
             out.append(pack(len(ciphertext)))
             out.append(ciphertext)
         return b"".join(out)
+
+
+def _equal_sized_messages(frames: list[bytes], size: int) -> list[bytes]:
+    """Plaintexts holding whole frames that all have `size` bytes: one `join` per message."""
+    header = _U32.pack(size)
+    per_message = MAX_PLAINTEXT // (FRAME_HEADER_BYTES + size)
+    plaintexts: list[bytes] = []
+    for start in range(0, len(frames), per_message):
+        batch = frames[start : start + per_message]
+        batch.insert(0, b"")  # so that `join` puts the header before every frame
+        plaintexts.append(header.join(batch))
+    return plaintexts
+
+
+def _stream_messages(frames: list[bytes]) -> list[memoryview]:
+    """Plaintexts of at most `MAX_PLAINTEXT` bytes cut from the stream of all frames."""
+    if len(frames) <= _ENCODE_BATCH:
+        stream = memoryview(encode_frames(frames))
+    else:
+        stream = memoryview(
+            b"".join(
+                encode_frames(frames[start : start + _ENCODE_BATCH])
+                for start in range(0, len(frames), _ENCODE_BATCH)
+            )
+        )
+    return [stream[start : start + MAX_PLAINTEXT] for start in range(0, len(stream), MAX_PLAINTEXT)]
+
+
+def encode_frames(frames: list[bytes]) -> bytes:
+    """`b"".join(u32be(len(f)) + f for f in frames)`, without a Python step per frame."""
+    return b"".join(chain.from_iterable(zip(map(_U32.pack, map(len, frames)), frames, strict=True)))
 
 
 class FrameDecoder:
@@ -120,6 +180,11 @@ class FrameDecoder:
 
     Holds at most one partial header (< 4 bytes) and one partial frame (≤ `max_frame_bytes`):
     the length is checked the moment the header is complete, before any frame byte is kept.
+
+    Whole frames are cut one by one, except that between bursts of frames the decoder looks for
+    a run of frames with the same header (a burst of equal-sized envelopes, typically) and cuts
+    the whole run with one `struct` call; see `_run_length`. A failed probe doubles the next
+    burst (up to `_MAX_BURST`), a successful one resets it to `_PROBE_EVERY`.
     """
 
     __slots__ = ("_header", "_max", "_parts", "_wanted")
@@ -151,19 +216,40 @@ class FrameDecoder:
             pos = self._resume(plaintext, frames)
         unpack = _U32.unpack_from
         limit = self._max
-        # Fast path: whole frames inside this message need no copying into a buffer.
+        append = frames.append
+        burst = _PROBE_EVERY
+        # Whole frames inside this message need no copying into a buffer.
         while end - pos >= FRAME_HEADER_BYTES:
+            # Probe: a run of equal headers is cut in one call.
             (length,) = unpack(plaintext, pos)
             if length > limit:
                 raise _too_large(length, limit)
-            start = pos + FRAME_HEADER_BYTES
-            stop = start + length
-            if stop > end:
-                self._parts = [memoryview(plaintext)[start:]]
-                self._wanted = stop - end
-                return frames
-            frames.append(plaintext[start:stop])
-            pos = stop
+            stride = FRAME_HEADER_BYTES + length
+            count = (end - pos) // stride
+            if count >= _MIN_RUN:
+                run = _run_length(plaintext, pos, stride, count)
+                if run >= _MIN_RUN:
+                    frames += _cut_run(plaintext, pos, length, run)
+                    pos += run * stride
+                    burst = _PROBE_EVERY
+                    continue
+            # Then frames one at a time until the next probe, which comes later each time one
+            # fails, so mixed-size traffic pays for very few probes.
+            burst = min(2 * burst, _MAX_BURST)
+            for _ in range(burst):
+                if end - pos < FRAME_HEADER_BYTES:
+                    break
+                (length,) = unpack(plaintext, pos)
+                if length > limit:
+                    raise _too_large(length, limit)
+                start = pos + FRAME_HEADER_BYTES
+                stop = start + length
+                if stop > end:
+                    self._parts = [memoryview(plaintext)[start:]]
+                    self._wanted = stop - end
+                    return frames
+                append(plaintext[start:stop])
+                pos = stop
         if pos < end:
             self._header = plaintext[pos:]
         return frames
@@ -193,6 +279,40 @@ class FrameDecoder:
             self._parts = []
             self._wanted = -1
         return pos
+
+
+def _run_length(plaintext: bytes, pos: int, stride: int, count: int) -> int:
+    """How many of the `count` records of `stride` bytes from `pos` repeat the first header.
+
+    Byte j of every record's header is one strided slice; the number of its leading bytes equal
+    to the first record's byte j is how far the run can go, and the run is the minimum over the
+    four header bytes. Every record in the run therefore has the first record's length, so the
+    run is exactly that many consecutive whole frames. A few C-level calls per message.
+    """
+    if plaintext[pos : pos + FRAME_HEADER_BYTES] != plaintext[pos + stride : pos + stride + 4]:
+        return 1  # the common mixed-size case costs one comparison
+    stop = pos + count * stride
+    run = count
+    for j in range(FRAME_HEADER_BYTES):
+        column = plaintext[pos + j : stop : stride]
+        run = min(run, count - len(column.lstrip(column[:1])))
+    return run
+
+
+def _cut_run(plaintext: bytes, pos: int, length: int, run: int) -> list[bytes]:
+    """The `run` frames of `length` bytes from `pos` (headers already checked), via `struct`."""
+    frames: list[bytes] = []
+    record = FRAME_HEADER_BYTES + length
+    for start in range(pos, pos + run * record, _RUN_CHUNK * record):
+        count = min(_RUN_CHUNK, (pos + run * record - start) // record)
+        frames += _run_struct(length, count).unpack_from(plaintext, start)
+    return frames
+
+
+@functools.lru_cache(maxsize=64)
+def _run_struct(length: int, count: int) -> struct.Struct:
+    """`count` times (skip a 4-byte header, take `length` bytes); ≤ 256, so each is small."""
+    return struct.Struct(f"{FRAME_HEADER_BYTES}x{length}s" * count)
 
 
 def _too_large(length: int, limit: int) -> FrameTooLarge:

@@ -13,11 +13,14 @@ from bbnode.wire import (
     DecryptFailed,
     FrameReceived,
     FrameTooLarge,
+    HandshakeComplete,
+    IdentityKey,
     LocalProtocolError,
     MalformedFrame,
+    SecureConnection,
     UnexpectedEof,
 )
-from bbnode.wire.transport import MAX_NOISE_MESSAGE, MAX_PLAINTEXT, FrameDecoder
+from bbnode.wire.transport import MAX_NOISE_MESSAGE, MAX_PLAINTEXT, FrameDecoder, _run_length
 from tests.wire.wire_helpers import connected_pair, drain, split_messages
 
 
@@ -228,3 +231,139 @@ def test_decoder_checks_a_split_header_before_buffering() -> None:
     assert not decoder.idle
     with pytest.raises(FrameTooLarge, match="11-byte frame; the limit is 10"):
         decoder.feed(b"\x00\x0b" + b"x" * 5)
+
+
+# -- bulk API: send_frames / next_frames -------------------------------------------------------
+def test_next_frames_gives_what_next_event_would() -> None:
+    i, r = connected_pair()
+    frames = [bytes([n % 256]) * (n % 300) for n in range(3000)]
+    i.send_frames(frames)
+    r.receive_data(i.data_to_send())
+    first = r.next_event()
+    assert first == FrameReceived(frames[0])
+    assert r.next_frames() == frames[1:]
+    assert r.next_frames() == []
+    assert r.next_event() is None
+    r.receive_data(b"")
+    assert r.next_frames() == []
+    assert r.next_event() == ConnectionClosed()
+    assert r.next_event() is None
+
+
+def test_next_frames_leaves_the_handshake_to_next_event() -> None:
+    a, b = IdentityKey.generate(), IdentityKey.generate()
+    i = SecureConnection(a, initiator=True)
+    r = SecureConnection(b, initiator=False)
+    assert i.next_frames() == []
+    r.receive_data(i.data_to_send())
+    assert r.next_frames() == []  # message 1 is not consumed by next_frames
+    assert r.next_event() is None
+    i.receive_data(r.data_to_send())
+    assert i.next_frames() == []
+    assert i.next_event() == HandshakeComplete(b.peer_id)
+    r.receive_data(i.data_to_send())
+    i.send_frame(b"early")
+    r.receive_data(i.data_to_send())
+    assert r.next_frames() == []  # HandshakeComplete comes first
+    assert r.next_event() == HandshakeComplete(a.peer_id)
+    assert r.next_frames() == [b"early"]
+
+
+def test_send_frames_equals_send_frame_in_a_loop() -> None:
+    frames = [b"", b"a", b"bb" * 40_000, *(bytes([n % 256]) * 100 for n in range(1500)), b"tail"]
+    i1, r1 = connected_pair()
+    i2, r2 = connected_pair()
+    for frame in frames:
+        i1.send_frame(frame)
+    i2.send_frames(iter(frames))
+    r1.receive_data(i1.data_to_send())
+    r2.receive_data(i2.data_to_send())
+    assert drain(r1) == drain(r2) == [FrameReceived(f) for f in frames]
+
+
+def test_send_frames_copies_mutable_buffers_and_is_all_or_nothing() -> None:
+    i, r = connected_pair(max_frame_bytes=100)
+    buffer = bytearray(b"x" * 10)
+    i.send_frames([b"one", buffer, memoryview(b"two")])
+    buffer[:] = b"y" * 10
+    with pytest.raises(LocalProtocolError, match="frame of 101 bytes exceeds max_frame_bytes"):
+        i.send_frames([b"ok", b"z" * 101])
+    with pytest.raises(LocalProtocolError, match="frame must be bytes, got int"):
+        i.send_frames([b"ok", 5])  # type: ignore[list-item]
+    r.receive_data(i.data_to_send())
+    assert r.next_frames() == [b"one", b"x" * 10, b"two"]
+    assert r.next_frames() == []
+
+
+def test_send_frames_before_the_handshake_is_refused() -> None:
+    conn = SecureConnection(IdentityKey.generate(), initiator=True)
+    with pytest.raises(LocalProtocolError, match="cannot send a frame in state awaiting_response"):
+        conn.send_frames([b"x"])
+
+
+@pytest.mark.parametrize("size", [0, 1, 100, 1000, MAX_PLAINTEXT - 4])
+def test_equal_sized_frames_are_packed_whole_into_full_messages(size: int) -> None:
+    i, r = connected_pair()
+    count = 3 * (MAX_PLAINTEXT // (size + 4)) + 1
+    frames = [bytes([n % 256]) * size for n in range(count)]
+    i.send_frames(frames)
+    messages = split_messages(i.data_to_send())
+    per_message = MAX_PLAINTEXT // (size + 4)
+    assert len(messages) == 4
+    for message in messages[:3]:
+        assert len(message) == 2 + per_message * (size + 4) + 16
+    for message in messages:  # every message holds whole frames: each decodes on its own
+        r.receive_data(message)
+        assert len(r.next_frames()) == (1 if message is messages[-1] else per_message)
+
+
+def test_next_frames_returns_good_frames_before_raising() -> None:
+    i, r = connected_pair()
+    i.send_frames([b"a" * 100] * 1000)  # two transport messages
+    first, second = split_messages(i.data_to_send())
+    r.receive_data(first + second[:-1] + bytes([second[-1] ^ 1]))
+    assert r.next_frames() == [b"a" * 100] * (MAX_PLAINTEXT // 104)
+    with pytest.raises(DecryptFailed):
+        r.next_frames()
+    with pytest.raises(DecryptFailed):
+        r.next_event()
+    assert r.state is ConnectionState.FAILED
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1000, 65_537, 65_538, 200_000])
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_input_in_any_chunking_and_buffer_type(chunk: int, kind: type) -> None:
+    i, r = connected_pair()
+    frames = [bytes([n % 256]) * (n % 700) for n in range(600)]
+    i.send_frames(frames)
+    data = i.data_to_send()
+    got: list[bytes] = []
+    for start in range(0, len(data), chunk):
+        r.receive_data(kind(data[start : start + chunk]))
+        got += r.next_frames()
+        # Waiting for more: only the incomplete message is held, not the caller's chunk.
+        assert len(r._inbound) - r._pos <= MAX_NOISE_MESSAGE + 2
+    assert got == frames
+
+
+def test_decoder_runs_of_equal_frames_stop_at_the_first_different_frame() -> None:
+    for size in (0, 5, 300):
+        for at in (1, 3, 4, 9, 40):
+            for odd in (size + 1, max(size - 1, 0) if size else 7, 256 + size):
+                frames = [bytes([n]) * size for n in range(at)] + [b"o" * odd]
+                frames += [bytes([n]) * size for n in range(50)]
+                decoder = FrameDecoder(4000)
+                assert decoder.feed(_stream(frames)) == frames, (size, at, odd)
+                assert decoder.idle
+
+
+def test_run_length_checks_every_header_byte() -> None:
+    stride = 8  # 4-byte header + 4 bytes of frame; only the headers matter here
+    for byte in range(4):
+        for at in (1, 2, 5, 19):
+            records = [b"\x01\x02\x03\x04" + b"...." for _ in range(20)]
+            header = bytearray(records[at][:4])
+            header[byte] ^= 0x80
+            records[at] = bytes(header) + b"...."
+            assert _run_length(b"".join(records), 0, stride, 20) == at, (byte, at)
+    assert _run_length(b"\x00\x00\x00\x04abcd" * 6, 0, stride, 6) == 6

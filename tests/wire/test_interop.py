@@ -145,3 +145,32 @@ def test_unknown_payload_fields_are_skipped() -> None:
     raw = RawPeer(initiator=False)
     raw.payload_hook = lambda body: pb_bytes(3, b"early data") + body + b"\x28\x05"
     assert drain(_run_against(raw)) == [HandshakeComplete(raw.peer_id)]
+
+
+@pytest.mark.parametrize("we_initiate", [True, False])
+def test_handshake_and_bulk_frames_against_noiseprotocol_in_both_roles(we_initiate: bool) -> None:
+    """Our hand-written XX against noiseprotocol's, then both frame packings both ways."""
+    for _ in range(3):  # fresh ephemeral keys each time; the signature memo hit path too
+        key = IdentityKey.generate()
+        raw = RawPeer(initiator=not we_initiate)
+        conn = SecureConnection(key, initiator=we_initiate, expected_peer=raw.peer_id)
+        if we_initiate:
+            assert raw.read(conn.data_to_send()) == b""
+            conn.receive_data(raw.write(raw.payload()))
+            assert drain(conn) == [HandshakeComplete(raw.peer_id)]
+            _check_our_payload(raw, raw.read(conn.data_to_send()), key)
+        else:
+            conn.receive_data(raw.write())
+            assert drain(conn) == []
+            _check_our_payload(raw, raw.read(conn.data_to_send()), key)
+            conn.receive_data(raw.write(raw.payload()))
+            assert drain(conn) == [HandshakeComplete(raw.peer_id)]
+        assert raw.noise.handshake_finished
+
+        equal = [bytes([n % 256]) * 100 for n in range(1500)]
+        mixed = [bytes([n % 256]) * (n * 37 % 900) for n in range(400)] + [b"\x05" * 70_000]
+        for frames in (equal, mixed):
+            conn.send_frames(frames)
+            assert raw.decrypt_frames(conn.data_to_send()) == frames
+            conn.receive_data(raw.encrypt_frames(frames))
+            assert conn.next_frames() == frames
