@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable
 from typing import Any
+
+import msgpack
 
 from bbnode.engine._config import NodeConfig
 from bbnode.engine._state import Exec, Held, Inbound, PendingAsync, PendingCompletion
@@ -130,6 +133,9 @@ class EngineCore:
         self.src_cache: dict[PeerId, tuple[bytes, ...]] = {}
         self.suffix_cache: dict[tuple[str, str], bytes] = {}
         self.type_hash_cache: dict[type, int] = {}
+        # `msgpack.packb` builds a Packer per call; one per engine (used only by the thread
+        # that polls, reset after every call, also on error) packs payloads and emits cheaper.
+        self.pack_value: Callable[[Any], bytes] = msgpack.Packer(autoreset=True).pack
 
     # -- ids -----------------------------------------------------------------------------------
     def mint_exec_id(self) -> int:

@@ -48,10 +48,9 @@ from bbnode.engine._envelope_types import (
     EnvelopeDecodeError,
     EnvelopeLimits,
     FillError,
-    SlotFill,
 )
 
-__all__ = ["DEFAULT_LIMITS", "decode_envelope"]
+__all__ = ["DEFAULT_LIMITS", "RawEnvelope", "RawFill", "decode_envelope", "decode_parts"]
 
 DEFAULT_LIMITS: Final = EnvelopeLimits()
 
@@ -63,6 +62,22 @@ _MISSING: Final[Any] = object()
 _unpackb: Final = msgpack.unpackb
 
 
+# One good fill as decoded: (index in the envelope as sent, dest_suffix, payload,
+# trigger_only, type_hash).
+RawFill = tuple[int, bytes, bytes, bool, int]
+# `decode_parts` output: (good fills, fill errors, correlation, remaining_deadline_ns,
+# dest_peer_addresses, src_peer_addresses, edge_rtt_reports).
+RawEnvelope = tuple[
+    list[RawFill],
+    tuple[FillError, ...],
+    Correlation,
+    int | None,
+    tuple[bytes, ...],
+    tuple[bytes, ...],
+    tuple[tuple[bytes, int], ...],
+]
+
+
 def decode_envelope(
     data: bytes | bytearray | memoryview, limits: EnvelopeLimits = DEFAULT_LIMITS
 ) -> DecodedEnvelope:
@@ -71,13 +86,28 @@ def decode_envelope(
     Returns the envelope with only its good fills plus one `FillError` per rejected fill.
     Raises `EnvelopeDecodeError` (and nothing else) when the envelope as a whole is malformed.
     """
+    raw_fills, errors, correlation, deadline, dest, src, rtt = decode_parts(data, limits)
+    fills = tuple([build_fill(s, p, t, h) for _i, s, p, t, h in raw_fills])
+    env = build_envelope(fills, dest, correlation, deadline, rtt, src, SCHEMA_VERSION)
+    return build_decoded(env, errors)
+
+
+def decode_parts(
+    data: bytes | bytearray | memoryview, limits: EnvelopeLimits = DEFAULT_LIMITS
+) -> RawEnvelope:
+    """`decode_envelope` without building the value objects (the engine's inbound path).
+
+    Same checks, caps and errors; each good fill comes back as a `RawFill` tuple carrying its
+    index as sent, so a consumer can report a later per-fill problem against that index.
+    """
     size = len(data)
     if size > limits.max_envelope_bytes:
         raise EnvelopeDecodeError(
             f"envelope: {size} bytes exceeds max_envelope_bytes {limits.max_envelope_bytes}", size
         )
     try:
-        obj = _unpackb(data, **limits.unpack_kwargs)
+        caps = limits.unpack_kwargs  # spelled out: a `**` call costs a dict per envelope
+        obj = _unpackb(data, max_array_len=caps["max_array_len"], max_map_len=caps["max_map_len"])
     except (ValueError, TypeError, OverflowError) as exc:
         if not isinstance(data, bytes | bytearray | memoryview):
             # The caller's mistake, not the peer's: a local error, not EnvelopeDecodeError.
@@ -88,11 +118,24 @@ def decode_envelope(
     if type(obj) is not dict:
         raise EnvelopeDecodeError(f"envelope: expected a msgpack map, got {_kind(obj)}", size)
 
-    version = obj.get("schema_version", _MISSING)
+    try:  # every key present (what every encoder writes): plain subscripts
+        version = obj["schema_version"]
+        raw_fills = obj["fills"]
+        correlation = obj["correlation"]
+        deadline = obj["remaining_deadline_ns"]
+        raw_dest = obj["dest_peer_addresses"]
+        raw_src = obj["src_peer_addresses"]
+        raw_rtt = obj["edge_rtt_reports"]
+    except KeyError:  # optional fields absent (or required ones missing: reported below)
+        version = obj.get("schema_version", _MISSING)
+        raw_fills = obj.get("fills", _MISSING)
+        correlation = obj.get("correlation", NO_CORRELATION)
+        deadline = obj.get("remaining_deadline_ns")
+        raw_dest = obj.get("dest_peer_addresses")
+        raw_src = obj.get("src_peer_addresses")
+        raw_rtt = obj.get("edge_rtt_reports")
     if version != SCHEMA_VERSION or type(version) is not int:
         raise EnvelopeDecodeError(_describe_version(version), size)
-
-    raw_fills = obj.get("fills", _MISSING)
     if type(raw_fills) is not list:
         raise EnvelopeDecodeError(_describe_list_field("fills", raw_fills), size)
     if len(raw_fills) > limits.max_fills:
@@ -101,46 +144,62 @@ def decode_envelope(
         )
     max_suffix = limits.max_suffix_bytes
     max_payload = limits.max_fill_payload_bytes
-    fills: list[SlotFill] = []
-    errors: list[FillError] = []
+    fills: list[RawFill] = []
+    errors: list[FillError] | None = None
     for i, f in enumerate(raw_fills):
         if type(f) is dict:
-            suffix = f.get("dest_suffix")
-            payload = f.get("payload")
-            trigger = f.get("trigger_only")
-            thash = f.get("type_hash")
-            if (
-                type(suffix) is bytes
-                and type(payload) is bytes
-                and (trigger is True or trigger is False)
-                and type(thash) is int
-                and 0 <= thash <= U64_MAX
-                and 0 < len(suffix) <= max_suffix
-                and len(payload) <= max_payload
-            ):
-                fills.append(build_fill(suffix, payload, trigger, thash))
-                continue
+            try:
+                suffix = f["dest_suffix"]
+                payload = f["payload"]
+                trigger = f["trigger_only"]
+                thash = f["type_hash"]
+            except KeyError:
+                pass
+            else:
+                if (
+                    type(suffix) is bytes
+                    and type(payload) is bytes
+                    and (trigger is True or trigger is False)
+                    and type(thash) is int
+                    and 0 <= thash <= U64_MAX
+                    and 0 < len(suffix) <= max_suffix
+                    and len(payload) <= max_payload
+                ):
+                    fills.append((i, suffix, payload, trigger, thash))
+                    continue
+        if errors is None:
+            errors = []
         errors.append(_fill_error(i, f, limits))
 
-    correlation = obj.get("correlation", NO_CORRELATION)
     if correlation is not NO_CORRELATION:
-        correlation = _decode_correlation(correlation, size)
+        kind = req_id = None
+        if type(correlation) is dict:
+            kind = correlation.get("kind")
+            req_id = correlation.get("wire_req_id")
+        if type(kind) is int and type(req_id) is int and 0 <= kind <= 2 and 0 <= req_id <= U64_MAX:
+            if kind == 0 and req_id == 0:
+                correlation = NO_CORRELATION
+            else:
+                correlation = build_correlation(_KINDS[kind], req_id)
+        else:
+            correlation = _decode_correlation(correlation, size)  # raises the precise error
 
-    deadline = obj.get("remaining_deadline_ns")
     if deadline is not None and not (type(deadline) is int and 0 <= deadline <= U64_MAX):
         raise EnvelopeDecodeError(
             f"remaining_deadline_ns: expected a u64 or nil, got {_kind(deadline)}", size
         )
 
-    # The list fields are usually empty or absent; only a non-empty one pays for a call.
-    raw = obj.get("dest_peer_addresses")
-    dest = () if raw is None or raw == [] else _decode_addresses(raw, "dest", limits, size)
-    raw = obj.get("src_peer_addresses")
-    src = () if raw is None or raw == [] else _decode_addresses(raw, "src", limits, size)
-    raw = obj.get("edge_rtt_reports")
-    rtt = () if raw is None or raw == [] else _decode_rtt_reports(raw, limits, size)
-    env = build_envelope(tuple(fills), dest, correlation, deadline, rtt, src, SCHEMA_VERSION)
-    return build_decoded(env, tuple(errors) if errors else ())
+    # The list fields are often empty; only a non-empty one pays for a call.
+    dest = (
+        ()
+        if raw_dest is None or raw_dest == []
+        else _decode_addresses(raw_dest, "dest", limits, size)
+    )
+    src = (
+        () if raw_src is None or raw_src == [] else _decode_addresses(raw_src, "src", limits, size)
+    )
+    rtt = () if raw_rtt is None or raw_rtt == [] else _decode_rtt_reports(raw_rtt, limits, size)
+    return fills, (tuple(errors) if errors else ()), correlation, deadline, dest, src, rtt
 
 
 def _decode_correlation(raw: object, size: int) -> Correlation:
@@ -167,11 +226,18 @@ def _decode_addresses(
     raw: object, side: str, limits: EnvelopeLimits, size: int
 ) -> tuple[bytes, ...]:
     """Check `dest_peer_addresses` or `src_peer_addresses` (`side` is "dest" or "src")."""
+    max_count = limits.max_src_addresses if side == "src" else limits.max_dest_addresses
+    if type(raw) is list and len(raw) <= max_count:
+        max_bytes = limits.max_src_address_bytes
+        for item in raw:
+            if type(item) is not bytes or not 0 < len(item) <= max_bytes:
+                break
+        else:
+            return tuple(raw)
     name = f"{side}_peer_addresses"
     if type(raw) is not list:
         raise EnvelopeDecodeError(_describe_list_field(name, raw), size)
     cap_name = f"max_{side}_addresses"
-    max_count = getattr(limits, cap_name)
     if len(raw) > max_count:
         raise EnvelopeDecodeError(
             f"{name}: {len(raw)} addresses exceed {cap_name} {max_count}", size
@@ -185,7 +251,7 @@ def _decode_addresses(
                 f"{name}[{i}]: {len(item)} bytes is outside 1..{max_bytes} (max_src_address_bytes)",
                 size,
             )
-    return tuple(raw)
+    raise AssertionError("unreachable: the fast check failed but no address is bad")
 
 
 def _decode_rtt_reports(

@@ -22,16 +22,10 @@ from typing import Any, Final
 import msgpack
 
 from bbnode.engine._codec import unpack_payload
-from bbnode.engine._state import Inbound, PendingCompletion
+from bbnode.engine._envelope_decode import RawFill, decode_parts
+from bbnode.engine._state import Exec, Inbound, PendingCompletion
 from bbnode.engine._syscalls import SyscallsMixin
-from bbnode.engine.envelope import (
-    Correlation,
-    CorrelationKind,
-    DecodedEnvelope,
-    EnvelopeDecodeError,
-    SlotFill,
-    decode_envelope,
-)
+from bbnode.engine.envelope import Correlation, CorrelationKind, EnvelopeDecodeError
 from bbnode.engine.framework import Allow, InFlightRequest
 from bbnode.engine.ingress import (
     AppEvent,
@@ -56,13 +50,6 @@ _RESPONSE: Final = CorrelationKind.RESPONSE
 # Bytes of a malformed frame hashed for WireDecodeFailed.hash (identifies it in logs cheaply).
 _FRAME_HASH_BYTES: Final = 256
 _PAYLOAD_ERRORS: Final = (ValueError, TypeError, msgpack.UnpackException)
-
-
-class _Undecodable:
-    """Marker for a fill whose payload is not msgpack."""
-
-
-_UNDECODABLE: Final = _Undecodable()
 
 
 def _parked(parked: object) -> tuple[int, int]:
@@ -93,7 +80,12 @@ class InboundMixin(SyscallsMixin):
 
     # -- envelopes -----------------------------------------------------------------------------
     def on_envelope(self, event: EnvelopeFrom) -> None:
-        """See the module docstring."""
+        """See the module docstring.
+
+        The hottest path of the engine (once per received envelope): it works on the decoder's
+        raw parts (`decode_parts`) instead of the envelope objects, and starts each execution
+        inline (what `start_exec` does).
+        """
         src = event.src_peer
         decision = self.governor.check_inbound(src, self.now_ns)
         if decision.__class__ is not Allow:
@@ -104,65 +96,60 @@ class InboundMixin(SyscallsMixin):
             return
         data = event.data
         try:
-            decoded = decode_envelope(data, self.config.envelope_limits)
+            parts = decode_parts(data, self.config.envelope_limits)
         except EnvelopeDecodeError as exc:
             self.counters.incr("envelopes_undecodable")
             frame_hash = fnv1a_64(data[:_FRAME_HASH_BYTES])
             self.steps.append(WireDecodeFailed(frame_hash, len(data), exc.detail))
             return
-        envelope = decoded.envelope
-        self.record_success(src)
-        src_addresses = envelope.src_peer_addresses
+        fills, fill_errors, correlation, deadline, _dest, src_addresses, _rtt = parts
+        if src in self.suspects:
+            self.record_success(src)
         if src_addresses and self.src_cache.get(src) != src_addresses:
             self._merge_sources(src, src_addresses)
-        if decoded.fill_errors:
-            for error in decoded.fill_errors:
+        if fill_errors:
+            for error in fill_errors:
                 self.steps.append(
                     WireReceiveFailed(
                         src, error.fill_index, error.type_hash, error.payload_size, "fill_invalid"
                     )
                 )
-        correlation = envelope.correlation
         kind = correlation.kind
         if kind is _RESPONSE:
-            self._on_response(src, decoded)
+            self._on_response(src, fills, correlation, deadline)
             return
         wire_req_id = correlation.wire_req_id if kind is _REQUEST else 0
         now = self.now_ns
-        deadline = envelope.remaining_deadline_ns
         routes = self.routes
-        for index, fill in enumerate(envelope.fills):
-            site = routes.get(fill.dest_suffix)
+        execs = self.execs
+        slots = self.slots
+        frontier = self.frontier
+        for index, suffix, payload, trigger, thash in fills:
+            site = routes.get(suffix)
             if site is None:
-                self._fill_failed(src, decoded, index, fill, "unroutable")
+                self._fill_failed(src, index, thash, len(payload), "unroutable")
                 continue
-            value = self._decode_fill(fill)
-            if value is _UNDECODABLE:
-                self._fill_failed(src, decoded, index, fill, "payload_undecodable")
-                continue
-            inbound = Inbound(src, wire_req_id, now, deadline, fill.dest_suffix)
-            inputs = {"peer_id": src, "payload": value, "correlation": correlation}
-            self.start_exec(site, inputs, 0, inbound)
-
-    @staticmethod
-    def _decode_fill(fill: SlotFill) -> Any:
-        if fill.trigger_only:
-            return None
-        try:
-            return unpack_payload(fill.payload)
-        except _PAYLOAD_ERRORS:
-            return _UNDECODABLE
+            if trigger:
+                value = None
+            else:
+                try:
+                    value = unpack_payload(payload)
+                except _PAYLOAD_ERRORS:
+                    self._fill_failed(src, index, thash, len(payload), "payload_undecodable")
+                    continue
+            exec_id = self.next_exec_id
+            self.next_exec_id = exec_id + 1
+            execs[exec_id] = Exec(0, Inbound(src, wire_req_id, now, deadline, suffix))
+            key = (site, exec_id)
+            slots[key] = {"peer_id": src, "payload": value, "correlation": correlation}
+            frontier.append(key)
 
     def _fill_failed(
-        self, src: PeerId, decoded: DecodedEnvelope, index: int, fill: SlotFill, kind: str
+        self, src: PeerId, index: int, type_hash: int, payload_size: int, kind: str
     ) -> None:
-        # `index` counts good fills only; map it back to the position as sent.
-        bad = {e.fill_index for e in decoded.fill_errors}
-        original = [i for i in range(len(decoded.envelope.fills) + len(bad)) if i not in bad]
+        """Report fill `index` (its position as sent) as `WireReceiveFailed(kind)`."""
         self.counters.incr(f"fills_{kind}")
-        self.steps.append(
-            WireReceiveFailed(src, original[index], fill.type_hash, len(fill.payload), kind)
-        )
+        self.steps.append(WireReceiveFailed(src, index, type_hash, payload_size, kind))
 
     def _merge_sources(self, src: PeerId, raw: tuple[bytes, ...]) -> None:
         addresses: list[Address] = []
@@ -182,13 +169,17 @@ class InboundMixin(SyscallsMixin):
             cache.clear()
         cache[src] = raw
 
-    def _on_response(self, src: PeerId, decoded: DecodedEnvelope) -> None:
-        envelope = decoded.envelope
-        correlation = envelope.correlation
+    def _on_response(
+        self,
+        src: PeerId,
+        fills: list[RawFill],
+        correlation: Correlation,
+        deadline: int | None,
+    ) -> None:
         request = self.requests.get(correlation.wire_req_id)
         if request is None or request.target_peer != src:
-            for index, fill in enumerate(envelope.fills):
-                self._fill_failed(src, decoded, index, fill, "unmatched_response")
+            for index, _suffix, payload, _trigger, thash in fills:
+                self._fill_failed(src, index, thash, len(payload), "unmatched_response")
             return
         self.requests.complete(correlation.wire_req_id)
         self.rtt.observe(src, max(0, self.now_ns - request.started_at_ns))
@@ -197,12 +188,16 @@ class InboundMixin(SyscallsMixin):
             return
         site, parent = _parked(parked)
         delivered = False
-        for index, fill in enumerate(envelope.fills):
-            value = self._decode_fill(fill)
-            if value is _UNDECODABLE:
-                self._fill_failed(src, decoded, index, fill, "payload_undecodable")
-                continue
-            inbound = Inbound(src, 0, self.now_ns, envelope.remaining_deadline_ns, fill.dest_suffix)
+        for index, suffix, payload, trigger, thash in fills:
+            if trigger:
+                value = None
+            else:
+                try:
+                    value = unpack_payload(payload)
+                except _PAYLOAD_ERRORS:
+                    self._fill_failed(src, index, thash, len(payload), "payload_undecodable")
+                    continue
+            inbound = Inbound(src, 0, self.now_ns, deadline, suffix)
             inputs = {"peer_id": src, "payload": value, "correlation": correlation, "error": None}
             self.start_exec(site, inputs, parent, inbound)
             delivered = True

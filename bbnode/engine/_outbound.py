@@ -50,13 +50,13 @@ class OutboundMixin(EngineCore):
         exec_id: int,
     ) -> WireEnvelope | None:
         """One-fill envelope to `peer`, or None (and `PeerResolveFailed`) if no address."""
-        addresses = self.book.lookup(peer)
+        addresses = self.book.lookup_bytes(peer)
         if not addresses:
             self.resolve_failed.append(PeerResolveFailed(peer, op_ref, exec_id))
             return None
         return WireEnvelope(
             fills=(fill,),
-            dest_peer_addresses=tuple(a.to_bytes() for a in addresses),
+            dest_peer_addresses=addresses,
             correlation=correlation,
             remaining_deadline_ns=remaining_deadline_ns,
             src_peer_addresses=self.src_addr_bytes,

@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from bbnode.engine._fastinit import fast_frozen_init
 from bbnode.engine.envelope import WireEnvelope
 from bbnode.ids import PeerId
 
@@ -82,3 +83,8 @@ class Held:
 
     timer: int
     sends: deque[HeldSend] = field(default_factory=deque)
+
+
+for _record in (Inbound, PendingAsync, PendingCompletion, HeldSend):
+    fast_frozen_init(_record)  # built per envelope / per suspension (see `_fastinit`)
+del _record

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
-import msgpack
-
 from bbnode.engine._codec import roundtrip
 from bbnode.engine._outbound import OutboundMixin
 from bbnode.engine._state import PendingCompletion
@@ -68,7 +66,7 @@ class SyscallsMixin(OutboundMixin):
 
     def _payload_fill(self, suffix: bytes, value: Any) -> SlotFill:
         try:
-            payload: bytes = msgpack.packb(value)
+            payload: bytes = self.pack_value(value)
         except (TypeError, ValueError) as exc:
             raise OpError(f"send: value cannot be encoded as msgpack: {exc}") from None
         limit = self.config.envelope_limits.max_fill_payload_bytes
@@ -124,7 +122,7 @@ class SyscallsMixin(OutboundMixin):
         else:
             ttl = max(0, _check_time("send: deadline_ns", deadline_ns) - self.now_ns)
         reply_site = site if reply_op is None else self.site_of(component, reply_op)
-        if not self.book.lookup(peer):
+        if not self.book.lookup_bytes(peer):
             self.build_envelope(peer, fill, _NO_CORRELATION, ttl, site, exec_id)
             return 0
         # Outside an execution (on_install) there is no op to park: the response is dropped.
@@ -151,7 +149,7 @@ class SyscallsMixin(OutboundMixin):
     def ctx_emit(self, module: str, topic: str, value: Any) -> None:
         """See `OpContext.emit` (topic already checked)."""
         try:
-            data: bytes = msgpack.packb(value)
+            data: bytes = self.pack_value(value)
         except (TypeError, ValueError) as exc:
             raise OpError(f"emit: value cannot be encoded as msgpack: {exc}") from None
         self.app_events.append(AppEvent(module, topic, data))

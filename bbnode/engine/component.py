@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
+from bbnode.engine._fastinit import fast_frozen_init
 from bbnode.ids import Address, fnv1a_32
 
 if TYPE_CHECKING:
@@ -82,6 +83,10 @@ class Async:
     cmd_id: int
     resume: str
     deadline_ns: int | None = None
+
+
+fast_frozen_init(Immediate)  # returned by every op: see `_fastinit`
+fast_frozen_init(Async)
 
 
 class Component:

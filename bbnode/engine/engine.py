@@ -115,15 +115,18 @@ class Engine(InboundMixin):
 
     def _drain_frontier(self) -> None:
         frontier = self.frontier
+        if not frontier:
+            return
         slots = self.slots
         budget = self.config.cycle_op_budget
+        dispatch = self._dispatch
         while frontier:
             if self.ops_invoked >= budget:
                 self.budget_exceeded = True
                 return
             key = frontier.popleft()
             self.ops_invoked += 1
-            self._dispatch(key[0], key[1], slots.pop(key))
+            dispatch(key[0], key[1], slots.pop(key))
 
     def _dispatch(self, site: int, exec_id: int, inputs: dict[str, Any]) -> None:
         installed, op = self.site_ops[site]
@@ -141,14 +144,21 @@ class Engine(InboundMixin):
         cls = result.__class__
         if cls is Immediate:
             outputs = result.outputs  # type: ignore[union-attr]
-            if outputs is not None and not isinstance(outputs, dict):
-                detail = f"Immediate.outputs must be a dict or None, got {type(outputs).__name__}"
-                self.op_failed(site, exec_id, "invalid_output", detail)
-                return
-            if outputs:
-                self.execs[exec_id].outputs_written += len(outputs)
+            if outputs is not None:
+                if outputs.__class__ is not dict and not isinstance(outputs, dict):
+                    detail = (
+                        f"Immediate.outputs must be a dict or None, got {type(outputs).__name__}"
+                    )
+                    self.op_failed(site, exec_id, "invalid_output", detail)
+                    return
+                if outputs:
+                    self.execs[exec_id].outputs_written += len(outputs)
             self.steps.append(OpCompleted(site, exec_id, outputs))
-            self.finish_exec(exec_id)
+            # finish_exec, inlined: this runs once per op
+            state = self.execs.get(exec_id)
+            if state is not None and not state.finished:
+                state.finished = True
+                self.finished.append(exec_id)
         elif cls is Async:
             self._suspend(installed, site, exec_id, result)  # type: ignore[arg-type]
         else:

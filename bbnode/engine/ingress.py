@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from bbnode.engine._fastinit import fast_frozen_init
 from bbnode.engine.errors import InflightBudgetExceeded, IngressFull, SnapshotDecodeError
 from bbnode.ids import Address, IdError, PeerId
 
@@ -134,6 +135,23 @@ class PeerDisconnected(IngressEvent):
 
     peer: PeerId
     reason: str
+
+
+# One event per received envelope: use the descriptor-storing `__init__` (see `_fastinit`).
+for _event in (
+    EnvelopeFrom,
+    AppEvent,
+    Invoke,
+    TimerMatured,
+    Completion,
+    CompletionFailed,
+    SendFailed,
+    DialFailed,
+    PeerConnected,
+    PeerDisconnected,
+):
+    fast_frozen_init(_event)
+del _event
 
 
 class IngressQueue:

@@ -28,6 +28,7 @@ from typing import Any
 from bbnode.engine._capture import capture_snapshot, restore_snapshot
 from bbnode.engine._codec import roundtrip
 from bbnode.engine._config import NodeConfig
+from bbnode.engine._gcpause import gc_paused
 from bbnode.engine.component import Component
 from bbnode.engine.engine import Engine
 from bbnode.engine.envelope import WireEnvelope
@@ -348,7 +349,8 @@ class Node:
     # -- snapshots -----------------------------------------------------------------------------
     def snapshot(self) -> NodeSnapshot:
         """Capture everything (call between polls, not from inside an op)."""
-        return capture_snapshot(self._engine, self._ingress)
+        with gc_paused():
+            return capture_snapshot(self._engine, self._ingress)
 
     @classmethod
     def from_snapshot(
@@ -375,5 +377,6 @@ class Node:
         if config is None:
             config = NodeConfig.from_dict(snapshot.config)
         node = cls(peer_id, addresses, config)
-        restore_snapshot(node._engine, node._ingress, snapshot, list(components))
+        with gc_paused():
+            restore_snapshot(node._engine, node._ingress, snapshot, list(components))
         return node

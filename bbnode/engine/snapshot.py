@@ -28,6 +28,7 @@ from typing import Any, Final, NamedTuple, TypeVar
 import msgpack
 
 from bbnode.engine._codec import pack, unpack
+from bbnode.engine._gcpause import gc_paused
 from bbnode.engine.errors import SnapshotDecodeError, SpecVersionMismatch
 from bbnode.ids import Address, IdError
 
@@ -229,23 +230,25 @@ class NodeSnapshot:
 
     def encode(self) -> bytes:
         """msgpack bytes of this snapshot."""
-        return pack(_to_wire(self))
+        with gc_paused():
+            return pack(_to_wire(self))
 
     @classmethod
     def decode(cls, data: bytes) -> NodeSnapshot:
         """Parse `encode()` output; `SnapshotDecodeError` / `SpecVersionMismatch`."""
         if not isinstance(data, bytes | bytearray | memoryview):
             raise SnapshotDecodeError(f"snapshot: expected bytes, got {type(data).__name__}")
-        try:
-            raw = unpack(bytes(data))
-        except (ValueError, TypeError, IdError, msgpack.UnpackException) as exc:
-            raise SnapshotDecodeError(f"snapshot: not valid msgpack: {exc}") from None
-        # The version is checked before the structure: a future layout must be reported as
-        # a version mismatch, not as whatever field it happens to break first.
-        version = _peek_version(raw)
-        if version != CURRENT_SNAPSHOT_SPEC_VERSION:
-            raise SpecVersionMismatch(version, CURRENT_SNAPSHOT_SPEC_VERSION)
-        return _decode_node(raw)
+        with gc_paused():
+            try:
+                raw = unpack(bytes(data))
+            except (ValueError, TypeError, IdError, msgpack.UnpackException) as exc:
+                raise SnapshotDecodeError(f"snapshot: not valid msgpack: {exc}") from None
+            # The version is checked before the structure: a future layout must be reported as
+            # a version mismatch, not as whatever field it happens to break first.
+            version = _peek_version(raw)
+            if version != CURRENT_SNAPSHOT_SPEC_VERSION:
+                raise SpecVersionMismatch(version, CURRENT_SNAPSHOT_SPEC_VERSION)
+            return _decode_node(raw)
 
 
 def _peek_version(raw: Any) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from bbnode.engine._fastinit import fast_frozen_init
 from bbnode.engine.envelope import WireEnvelope
 from bbnode.ids import PeerId
 
@@ -211,3 +212,27 @@ class PeerResolveFailed(EngineStep):
     peer: PeerId
     op_ref: int
     exec_id: int
+
+
+# Steps are built on the hot path (one `OpCompleted` per op, one `AppEvent` per emit): give
+# them the descriptor-storing `__init__` (same signature and semantics, see `_fastinit`).
+for _step in (
+    OpFailure,
+    OpCompleted,
+    AsyncSuspended,
+    SendEnvelope,
+    AppEvent,
+    LifecycleFired,
+    OpFailed,
+    CycleBudgetExceeded,
+    OutboundDropped,
+    WireDecodeFailed,
+    WireReceiveFailed,
+    WireTimeout,
+    PeerBlocked,
+    PeerDown,
+    PeerUp,
+    PeerResolveFailed,
+):
+    fast_frozen_init(_step)
+del _step

@@ -26,6 +26,7 @@ from bbnode.engine.framework._check import (
     state_int,
     state_list,
     state_peer,
+    state_peer_fast,
     state_row,
     usage_int,
 )
@@ -59,14 +60,48 @@ class AddressBookEntry:
 
 
 class _Entry:
-    """Mutable per-peer record (private; exposed as `AddressBookEntry`)."""
+    """Mutable per-peer record (private; exposed as `AddressBookEntry`).
 
-    __slots__ = ("addresses", "inserted", "ref_count")
+    `raw` holds the addresses' binary forms (what dedup, eviction and snapshots work on);
+    `parsed` the matching `Address` objects, built on first lookup and kept until `raw`
+    changes, so a restored book of 100 000 peers does not parse 100 000 addresses up front.
+    """
+
+    __slots__ = ("inserted", "parsed", "raw", "ref_count")
 
     def __init__(self, inserted: int) -> None:
-        self.addresses: list[Address] = []
+        self.raw: list[bytes] = []
+        self.parsed: tuple[Address, ...] | None = ()
         self.ref_count = 0
         self.inserted = inserted  # insertion sequence number: eviction order
+
+    def addresses(self) -> tuple[Address, ...]:
+        parsed = self.parsed
+        if parsed is None:
+            # Only bytes that `_check_address` (or an Address) vouched for get here.
+            parsed = self.parsed = tuple([Address.from_bytes(b) for b in self.raw])
+        return parsed
+
+
+# Multicodec codes of the segments in the common `/ip4|ip6/<a>/tcp/<port>` address.
+_IP4: Final = 0x04
+_IP6: Final = 0x29
+_TCP: Final = 0x06
+
+
+def _check_address(data: bytes) -> None:
+    """Raise IdError unless `Address.from_bytes(data)` would succeed (restore validation).
+
+    `/ip4/<4 bytes>/tcp/<2 bytes>` and `/ip6/<16 bytes>/tcp/<2 bytes>` are always valid (any
+    4 or 16 bytes is an IP address, any 2 bytes a port; single-byte codes are minimal varints),
+    so those are recognised by shape; anything else is fully parsed now.
+    """
+    n = len(data)
+    if n == 8 and data[0] == _IP4 and data[5] == _TCP:
+        return
+    if n == 20 and data[0] == _IP6 and data[17] == _TCP:
+        return
+    Address.from_bytes(data)
 
 
 class AddressBook:
@@ -110,20 +145,32 @@ class AddressBook:
                 raise FrameworkUsageError(
                     f"insert: addresses must be Address, got {type(address).__name__}"
                 )
-        entry = self._entries.get(peer)
+        entries = self._entries
+        entry = entries.pop(peer, None)
         if entry is None:
-            if len(self._entries) >= self._max_peers and not self._evict_one():
+            if len(entries) >= self._max_peers and not self._evict_one():
                 return False
             entry = _Entry(0)
-            self._entries[peer] = entry
+        entries[peer] = entry  # (re)inserted last: the dict stays in eviction order
         self._seq += 1
         entry.inserted = self._seq
-        known = entry.addresses
+        known = entry.raw
+        parsed = entry.parsed
+        changed = False
         for address in new_addresses:
-            if address not in known:
-                known.append(address)
-        if len(known) > self._max_addresses:
-            del known[: len(known) - self._max_addresses]
+            data = address.to_bytes()
+            if data not in known:
+                known.append(data)
+                changed = True
+                if parsed is not None:
+                    parsed = (*parsed, address)
+        if changed:
+            if len(known) > self._max_addresses:
+                drop = len(known) - self._max_addresses
+                del known[:drop]
+                if parsed is not None:
+                    parsed = parsed[drop:]
+            entry.parsed = parsed
         if ref:
             entry.ref_count += 1
         else:
@@ -167,18 +214,23 @@ class AddressBook:
     def lookup(self, peer: PeerId) -> tuple[Address, ...]:
         """`peer`'s addresses, first-learned first; empty if unknown."""
         entry = self._entries.get(peer)
-        return () if entry is None else tuple(entry.addresses)
+        return () if entry is None else entry.addresses()
+
+    def lookup_bytes(self, peer: PeerId) -> tuple[bytes, ...]:
+        """`lookup` in binary form (what an envelope carries), without parsing anything."""
+        entry = self._entries.get(peer)
+        return () if entry is None else tuple(entry.raw)
 
     def entry(self, peer: PeerId) -> AddressBookEntry | None:
         """A frozen view of `peer`'s entry, or None."""
         entry = self._entries.get(peer)
         if entry is None:
             return None
-        return AddressBookEntry(peer, tuple(entry.addresses), entry.ref_count)
+        return AddressBookEntry(peer, entry.addresses(), entry.ref_count)
 
     def peers(self) -> list[PeerId]:
         """Known peers, least-recently-inserted first."""
-        return sorted(self._entries, key=lambda p: self._entries[p].inserted)
+        return list(self._entries)  # kept in insertion order by `insert`
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -192,14 +244,7 @@ class AddressBook:
 
         The row order is the eviction order, so a restored book evicts the same peers next.
         """
-        return [
-            [
-                peer.to_bytes(),
-                [a.to_bytes() for a in self._entries[peer].addresses],
-                self._entries[peer].ref_count,
-            ]
-            for peer in self.peers()
-        ]
+        return [[peer.to_bytes(), list(e.raw), e.ref_count] for peer, e in self._entries.items()]
 
     def restore_state(self, rows: list[Any]) -> None:
         """Replace everything with `rows` (as exported); nothing changes if a row is bad.
@@ -213,23 +258,35 @@ class AddressBook:
                 f"{where}: {len(rows)} peers exceed max_peers {self._max_peers}"
             )
         entries: dict[PeerId, _Entry] = {}
+        max_addresses = self._max_addresses
         for i, raw in enumerate(rows):
-            at = f"{where}[{i}]"
-            peer_raw, addresses_raw, ref_raw = state_row(at, raw, 3)
-            peer = state_peer(f"{at}.peer", peer_raw)
+            if raw.__class__ is list and len(raw) == 3:
+                peer_raw, addresses_raw, ref_raw = raw
+            else:
+                peer_raw, addresses_raw, ref_raw = state_row(f"{where}[{i}]", raw, 3)
+            peer = state_peer_fast(peer_raw)
+            if peer is None:
+                peer = state_peer(f"{where}[{i}].peer", peer_raw)
             if peer in entries:
-                raise FrameworkStateError(f"{at}.peer: duplicate peer {peer}")
+                raise FrameworkStateError(f"{where}[{i}].peer: duplicate peer {peer}")
             entry = _Entry(i + 1)
-            for j, address_raw in enumerate(state_list(f"{at}.addresses", addresses_raw)):
-                data = state_bytes(f"{at}.addresses[{j}]", address_raw)
+            entry.parsed = None
+            known = entry.raw
+            if addresses_raw.__class__ is not list:
+                addresses_raw = state_list(f"{where}[{i}].addresses", addresses_raw)
+            for j, data in enumerate(addresses_raw):
+                if data.__class__ is not bytes:
+                    data = state_bytes(f"{where}[{i}].addresses[{j}]", data)
                 try:
-                    address = Address.from_bytes(data)
+                    _check_address(data)
                 except IdError as exc:
-                    raise FrameworkStateError(f"{at}.addresses[{j}]: {exc}") from exc
-                if address not in entry.addresses:
-                    entry.addresses.append(address)
-            del entry.addresses[: max(0, len(entry.addresses) - self._max_addresses)]
-            entry.ref_count = state_int(f"{at}.ref_count", ref_raw)
+                    raise FrameworkStateError(f"{where}[{i}].addresses[{j}]: {exc}") from exc
+                if data not in known:
+                    known.append(data)
+            del known[: max(0, len(known) - max_addresses)]
+            if ref_raw.__class__ is not int or ref_raw < 0:
+                ref_raw = state_int(f"{where}[{i}].ref_count", ref_raw)
+            entry.ref_count = ref_raw
             entries[peer] = entry
         self._entries = entries
         self._seq = len(rows)

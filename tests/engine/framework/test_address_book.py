@@ -14,7 +14,7 @@ from bbnode.engine.framework import (
     FrameworkStateError,
     FrameworkUsageError,
 )
-from bbnode.ids import Address, PeerId
+from bbnode.ids import Address, IdError, PeerId
 
 
 def p(n: int) -> PeerId:
@@ -212,3 +212,54 @@ def test_cap_never_exceeded_and_referenced_never_evicted(ops: list[tuple[str, in
         assert before <= set(book.peers())
     restored = AddressBook.from_state(book.export_state(), max_peers=4)
     assert restored.export_state() == book.export_state()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.binary(min_size=0, max_size=24), head=st.sampled_from([None, (8, 4, 5), (20, 0x29, 17)])
+)
+def test_restore_accepts_exactly_the_addresses_that_parse(
+    data: bytes, head: tuple[int, int, int] | None
+) -> None:
+    # Restore recognises /ip4|ip6/../tcp/.. by shape and parses the rest only when looked up:
+    # it must accept exactly what Address.from_bytes accepts, and look up the same addresses.
+    if head is not None:
+        size, code, tcp_at = head
+        raw = bytearray(data.ljust(size, b"\x00")[:size])
+        raw[0], raw[tcp_at] = code, 6
+        data = bytes(raw)
+    try:
+        expected: Address | None = Address.from_bytes(data)
+    except IdError:
+        expected = None
+    book = AddressBook()
+    rows = [[p(1).to_bytes(), [data], 0]]
+    if expected is None:
+        with pytest.raises(FrameworkStateError, match=r"address_book\[0\]\.addresses\[0\]"):
+            book.restore_state(rows)
+    else:
+        book.restore_state(rows)
+        assert book.lookup(p(1)) == (expected,)
+        assert book.lookup_bytes(p(1)) == (data,)
+
+
+def test_lookup_after_restore_and_insert_keeps_order_and_cap() -> None:
+    book = AddressBook(max_addresses_per_peer=3)
+    book.restore_state([[p(1).to_bytes(), [a(1).to_bytes(), a(2).to_bytes()], 1]])
+    assert book.lookup(p(1)) == (a(1), a(2))
+    book.insert(p(1), [a(2), a(3), a(4)], ref=False)
+    assert book.lookup(p(1)) == (a(2), a(3), a(4))
+    assert book.lookup_bytes(p(1)) == tuple(x.to_bytes() for x in (a(2), a(3), a(4)))
+    assert book.export_state() == [[p(1).to_bytes(), [a(n).to_bytes() for n in (2, 3, 4)], 1]]
+
+
+def test_peers_and_export_follow_insertion_order_after_reinsert() -> None:
+    book = AddressBook()
+    for n in (1, 2, 3):
+        book.insert(p(n), [a(n)])
+    book.insert(p(1), [a(9)])
+    assert book.peers() == [p(2), p(3), p(1)]
+    assert [row[0] for row in book.export_state()] == [p(n).to_bytes() for n in (2, 3, 1)]
+    restored = AddressBook.from_state(book.export_state())
+    assert restored.peers() == book.peers()
+    assert restored.lookup(p(1)) == (a(1), a(9))
