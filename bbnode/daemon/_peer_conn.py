@@ -1,24 +1,42 @@
 """One authenticated connection: the Noise handshake, then a reader and a writer task.
 
-The reader feeds the sans-IO ``SecureConnection`` and forwards each decrypted frame to the
-driver's bounded ingress channel (a full channel stops us reading, which pushes back on the
-peer through TCP instead of growing memory). The writer drains the bounded outbound queue:
-it takes *every* frame already queued, encrypts each with ``send_frame`` and writes the
-result with a single ``send_all`` (frame coalescing: one syscall for a burst).
+The reader feeds the sans-IO ``SecureConnection`` and forwards *every* frame decrypted from
+one socket read as a single :class:`~.events.FramesIn` item on the driver's bounded ingress
+channel (a full channel stops us reading, which pushes back on the peer through TCP instead
+of growing memory; one item per read, not per frame, keeps the driver's wakeups per read).
+
+Sending: the driver appends to the outbound queue, a plain deque, and at the end of its turn
+flushes every queue it touched (:class:`SendScheduler`): *every* frame queued (up to
+``COALESCE_MAX_BYTES``) is encrypted with one ``send_frames`` and written with one
+non-blocking write straight from the driver, so a request costs no task switch on the way
+out. Only what the socket does not take at once goes to the writer task (``send_all``),
+and while the writer is busy it takes the queue itself.
+
+Backpressure: a queue above ``high_water_frames`` puts the connection in ``sends.over``;
+the driver stops taking input while such a connection is still writing (see
+:meth:`SendScheduler.blocking`), so a local burst waits for the socket instead of
+overflowing the queue. The hard bound ``queue_frames`` only refuses frames for a peer that
+stopped reading.
+
+Idle = nothing received *and* nothing written for ``idle_timeout_s``.
 """
 
 from __future__ import annotations
 
+import math
+import os
+from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
-from bbnode.daemon.events import DriverInput, FrameIn
+from bbnode.daemon.events import DriverInput, FramesIn
 from bbnode.ids import Address, PeerId
 from bbnode.wire import ConnectionClosed as WireClosed
 from bbnode.wire import (
+    ConnectionState,
     FrameReceived,
     HandshakeComplete,
     LocalProtocolError,
@@ -26,12 +44,19 @@ from bbnode.wire import (
     SecureConnection,
 )
 
-__all__ = ["COALESCE_MAX_BYTES", "OutboundFrame", "PeerConnection", "handshake"]
+__all__ = [
+    "COALESCE_MAX_BYTES",
+    "OutboundFrame",
+    "PeerConnection",
+    "SendScheduler",
+    "handshake",
+]
 
 #: Stop coalescing once a burst reaches this many plaintext bytes, so one huge burst does
 #: not hold a large ciphertext buffer; the rest goes in the next write.
 COALESCE_MAX_BYTES = 1 << 20
 _RECEIVE_BYTES = 65536
+_ESTABLISHED = ConnectionState.ESTABLISHED
 
 
 class ConnectionClosed(Exception):
@@ -48,8 +73,73 @@ class OutboundFrame:
 
     frame: bytes
     wire_req_id: int | None = None
-    #: The engine's envelope, kept so an unsent frame can be handed back at shutdown.
+    #: The engine's envelope, kept so an unsent frame can be handed back to the engine.
     envelope: Any = None
+
+
+class SendScheduler:
+    """Outbound bookkeeping shared by the connections of one manager.
+
+    - ``dirty``: connections given frames since the last :meth:`flush`. The driver calls
+      :meth:`flush` once per turn, which encrypts each dirty queue and writes it straight
+      to its socket when the writer task is idle (no task switch per burst); what the
+      socket does not take at once goes to the writer task.
+    - ``over``: connections whose queue reached ``high_water_frames`` (mapped to the time
+      of their last write); one leaves once its queue is back to half that.
+      :meth:`blocking` tells the driver whether to wait for sockets before taking input.
+    """
+
+    def __init__(self, high_water_frames: int = 1024, stall_s: float = 1.0) -> None:
+        self.high_water_frames = high_water_frames
+        self.low_water_frames = high_water_frames // 2
+        #: A member of ``over`` that wrote nothing for this long no longer holds the
+        #: driver back (a peer that stopped reading must not stall the node).
+        self.stall_s = stall_s
+        self.over: dict[PeerConnection, float] = {}
+        self.dirty: list[PeerConnection] = []
+        #: Set (then replaced) after every write of a member of ``over``.
+        self.progress = trio.Event()
+
+    def flush(self) -> None:
+        """Write every dirty connection's queue (see the class docstring)."""
+        dirty = self.dirty
+        if dirty:
+            self.dirty = []
+            for conn in dirty:
+                conn.flush()
+
+    def blocking(self, now: float) -> float | None:
+        """The earliest stall deadline among ``over`` members still writing, or None."""
+        deadline = math.inf
+        for last_progress_s in self.over.values():
+            until = last_progress_s + self.stall_s
+            if now < until < deadline:
+                deadline = until
+        return None if deadline == math.inf else deadline
+
+    async def wait_for_progress(self, deadline: float) -> None:
+        """Wait until a member of ``over`` wrote, or ``deadline`` (trio time)."""
+        with trio.move_on_at(deadline):
+            await self.progress.wait()
+
+    def note_queued(self, conn: PeerConnection) -> None:
+        """``conn``'s queue reached the high-water mark."""
+        if conn not in self.over:
+            self.over[conn] = trio.current_time()
+
+    def note_written(self, conn: PeerConnection, now: float) -> None:
+        """``conn`` completed a write at ``now``."""
+        if conn in self.over:
+            if len(conn.outbox) <= self.low_water_frames:
+                del self.over[conn]
+            else:
+                self.over[conn] = now
+            self.progress.set()
+            self.progress = trio.Event()
+
+    def forget(self, conn: PeerConnection) -> None:
+        """``conn`` closed or was emptied."""
+        self.over.pop(conn, None)
 
 
 async def handshake(stream: trio.abc.Stream, secure: SecureConnection, timeout_s: float) -> PeerId:
@@ -100,41 +190,127 @@ class PeerConnection:
     secure: SecureConnection
     queue_frames: int
     idle_timeout_s: float
+    sends: SendScheduler = field(default_factory=SendScheduler)
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    #: Set once the connection is closed and unregistered.
+    finished: trio.Event = field(default_factory=trio.Event)
     close_reason: str | None = None
     frames_in: int = 0
     frames_out: int = 0
+    #: Encrypted bytes received / sent after the handshake (the metrics' wire totals).
+    bytes_in: int = 0
     bytes_out: int = 0
     writes: int = 0
 
     def __post_init__(self) -> None:
-        self._send, self._receive = trio.open_memory_channel[OutboundFrame](self.queue_frames)
+        #: Frames not yet handed to the socket, oldest first.
+        self.outbox: deque[OutboundFrame] = deque()
+        #: Frames taken by the writer whose ``send_all`` has not completed.
+        self.in_flight: list[OutboundFrame] = []
+        #: Ciphertext a direct write (:meth:`flush`) left for the writer task.
+        self._unsent = b""
+        #: Set while the writer task waits for work; ``flush`` may write only then.
+        self._writer_idle: trio.Event | None = None
+        self._dirty = False
+        #: Last read or write (trio time); see ``_reader`` for the idle deadline.
+        self._active_at = 0.0
+        socket = getattr(self.stream, "socket", None)
+        #: The socket's fd for direct non-blocking writes (-1: always use the writer).
+        self._fd: int = socket.fileno() if socket is not None else -1
+        self._last_read_full = False
 
     def initiator(self, local: PeerId) -> PeerId:
         """The PeerId of the side that dialed this connection."""
         return self.peer if self.inbound else local
 
+    @property
+    def closing(self) -> bool:
+        """True once :meth:`close` was called or a task ended."""
+        return self.close_reason is not None
+
     def enqueue(self, item: OutboundFrame) -> bool:
-        """Queue a frame without waiting; False when the queue is full or closed."""
-        try:
-            self._send.send_nowait(item)
-        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+        """Queue a frame without waiting; False when the queue is full or closing.
+
+        The frame goes out at the next ``sends.flush()`` (the driver's end of turn) or
+        :meth:`kick`, whichever is first.
+        """
+        outbox = self.outbox
+        if len(outbox) >= self.queue_frames or self.close_reason is not None:
             return False
+        outbox.append(item)
+        if not self._dirty:
+            self._dirty = True
+            self.sends.dirty.append(self)
+        if len(outbox) >= self.sends.high_water_frames:
+            self.sends.note_queued(self)
         return True
+
+    def kick(self) -> None:
+        """Wake the writer task for frames queued outside the driver's turn."""
+        idle = self._writer_idle
+        if idle is not None and self.outbox:
+            self._writer_idle = None
+            idle.set()
+
+    def flush(self) -> None:
+        """Write the queue now, without waiting: encrypt it and hand the ciphertext to the
+        socket's non-blocking ``write``; whatever the socket does not take (or any error)
+        is left to the writer task. Only while the writer is idle, so writes never
+        interleave; a busy writer takes the queue itself when its write completes."""
+        self._dirty = False
+        idle = self._writer_idle
+        if idle is None or not self.outbox or self.close_reason is not None:
+            return
+        if self._fd < 0:
+            self.kick()
+            return
+        batch, data = self._take_batch()
+        try:
+            written = os.write(self._fd, data)
+        except OSError:  # EAGAIN, or an error the writer's send_all will report
+            written = 0
+        if written == len(data):
+            self._wrote(batch, data, trio.current_time())
+            if self.outbox:  # beyond COALESCE_MAX_BYTES: the writer continues
+                self.kick()
+            return
+        self.in_flight = batch
+        self._unsent = data[written:]
+        self._writer_idle = None
+        idle.set()
+
+    def _take_batch(self) -> tuple[list[OutboundFrame], bytes]:
+        outbox = self.outbox
+        batch: list[OutboundFrame] = []
+        frames: list[bytes] = []
+        size = 0
+        while outbox and size < COALESCE_MAX_BYTES:
+            item = outbox.popleft()
+            batch.append(item)
+            frames.append(item.frame)
+            size += len(item.frame)
+        self.secure.send_frames(frames)
+        return batch, self.secure.data_to_send()
+
+    def _wrote(self, batch: list[OutboundFrame], data: bytes, now: float) -> None:
+        self.in_flight = []
+        self.frames_out += len(batch)
+        self.bytes_out += len(data)
+        self.writes += 1
+        self._active_at = now
+        self.sends.note_written(self, now)
 
     def take_queued(self) -> list[OutboundFrame]:
         """Remove and return every frame not yet written (for hand-back or migration)."""
-        items: list[OutboundFrame] = []
-        while True:
-            try:
-                items.append(self._receive.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                return items
+        items = list(self.outbox)
+        self.outbox.clear()
+        self.sends.forget(self)
+        return items
 
     @property
     def queued(self) -> int:
         """Frames waiting in the outbound queue."""
-        return self._receive.statistics().current_buffer_used
+        return len(self.outbox)
 
     def close(self, reason: str) -> None:
         """Ask both tasks to stop; the first reason given wins."""
@@ -144,10 +320,13 @@ class PeerConnection:
 
     async def run(self, ingress: trio.MemorySendChannel[DriverInput]) -> str:
         """Run reader and writer until either ends; returns the close reason."""
-        with self.cancel_scope:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._guarded, self._reader(ingress))
-                nursery.start_soon(self._guarded, self._writer())
+        try:
+            with self.cancel_scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._guarded, self._reader(ingress))
+                    nursery.start_soon(self._guarded, self._writer())
+        finally:
+            self.sends.forget(self)
         return self.close_reason or "closed"
 
     async def _guarded(self, task: Coroutine[Any, Any, None]) -> None:
@@ -161,47 +340,97 @@ class PeerConnection:
             self.close("closed")
 
     async def _reader(self, ingress: trio.MemorySendChannel[DriverInput]) -> None:
+        # The idle deadline is armed lazily: reads and writes only stamp ``_active_at``
+        # (a deadline change per read costs more than the rest of the read), and when the
+        # deadline fires with activity since, it is re-armed and reading resumes (a read
+        # cancelled by trio consumed nothing).
+        self._active_at = trio.current_time()
+        while True:
+            with trio.CancelScope(deadline=self._active_at + self.idle_timeout_s) as idle:
+                await self._read_loop(ingress, idle)
+            if trio.current_time() >= self._active_at + self.idle_timeout_s:
+                raise ConnectionClosed("idle_timeout")
+
+    async def _read_loop(
+        self, ingress: trio.MemorySendChannel[DriverInput], idle: trio.CancelScope
+    ) -> None:
+        secure = self.secure
+        peer = self.peer
+        receive_some = self._receive_direct if self._fd >= 0 else self.stream.receive_some
         try:
             while True:
-                event = self.secure.next_event()
-                if isinstance(event, FrameReceived):
-                    self.frames_in += 1
-                    await ingress.send(FrameIn(self.peer, event.frame))
-                    continue
-                if isinstance(event, WireClosed):
-                    raise ConnectionClosed("eof")
-                # Idle = nothing received for idle_timeout_s; heartbeats keep live peers busy.
-                with trio.move_on_after(self.idle_timeout_s) as idle:
-                    data = await self.stream.receive_some(_RECEIVE_BYTES)
-                if idle.cancelled_caught:
-                    raise ConnectionClosed("idle_timeout")
-                self.secure.receive_data(bytes(data))
+                frames = secure.next_frames()
+                if not frames:
+                    event = secure.next_event()
+                    if isinstance(event, FrameReceived):
+                        frames = [event.frame]
+                    elif isinstance(event, WireClosed):
+                        raise ConnectionClosed("eof")
+                if frames:
+                    self.frames_in += len(frames)
+                    item = FramesIn(peer, frames)
+                    try:
+                        ingress.send_nowait(item)
+                    except trio.WouldBlock:
+                        # The driver is behind: waiting here is backpressure, not idling
+                        # (and the item must not be lost to the idle deadline).
+                        idle.deadline = math.inf
+                        await ingress.send(item)
+                        self._active_at = trio.current_time()
+                        idle.deadline = self._active_at + self.idle_timeout_s
+                    if secure.state is not _ESTABLISHED:
+                        continue  # an error after those frames: the next call raises it
+                data = await receive_some(_RECEIVE_BYTES)
                 if not data:
                     raise ConnectionClosed("eof")
+                self.bytes_in += len(data)
+                self._active_at = trio.current_time()
+                secure.receive_data(bytes(data))
         except RemoteProtocolError as exc:
             raise ConnectionClosed(f"protocol_error: {_reason(exc)}") from exc
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise ConnectionClosed("reset") from exc
 
+    async def _receive_direct(self, max_bytes: int) -> bytes:
+        """``receive_some`` on the raw fd: wait for readability *first* unless the last
+        read filled the buffer. Trio's ``receive_some`` tries the read first, which in a
+        request/response exchange fails every time: one wasted syscall per message."""
+        fd = self._fd
+        if self._last_read_full:
+            try:
+                data = os.read(fd, max_bytes)
+            except BlockingIOError:
+                pass
+            else:
+                self._last_read_full = len(data) == max_bytes
+                await trio.lowlevel.checkpoint()
+                return data
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            try:
+                data = os.read(fd, max_bytes)
+            except BlockingIOError:  # a spurious wakeup
+                continue
+            self._last_read_full = len(data) == max_bytes
+            return data
+
     async def _writer(self) -> None:
+        outbox = self.outbox
         try:
-            async for first in self._receive:
-                batch = [first]
-                size = len(first.frame)
-                while size < COALESCE_MAX_BYTES:
-                    try:
-                        item = self._receive.receive_nowait()
-                    except trio.WouldBlock:
-                        break
-                    batch.append(item)
-                    size += len(item.frame)
-                for item in batch:
-                    self.secure.send_frame(item.frame)
-                data = self.secure.data_to_send()
+            while True:
+                if self._unsent:
+                    # The rest of a direct write (flush); its frames are in_flight.
+                    data, self._unsent = self._unsent, b""
+                    batch = self.in_flight
+                elif outbox:
+                    batch, data = self._take_batch()
+                    self.in_flight = batch
+                else:
+                    self._writer_idle = idle = trio.Event()
+                    await idle.wait()
+                    continue
                 await self.stream.send_all(data)
-                self.frames_out += len(batch)
-                self.bytes_out += len(data)
-                self.writes += 1
+                self._wrote(batch, data, trio.current_time())
         except LocalProtocolError as exc:
             raise ConnectionClosed(f"local_error: {exc}") from exc
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:

@@ -26,10 +26,18 @@ from typing import Any
 import structlog
 import trio
 
-from bbnode.daemon._peer_conn import ConnectionClosed, OutboundFrame, PeerConnection, handshake
+from bbnode.daemon._peer_conn import (
+    ConnectionClosed,
+    OutboundFrame,
+    PeerConnection,
+    SendScheduler,
+    handshake,
+)
+from bbnode.daemon.bootstrap import LearnedPeer, keep_bootstrap_link
 from bbnode.daemon.counters import Counters
-from bbnode.daemon.events import Connected, DialFailedIn, Disconnected, DriverInput
+from bbnode.daemon.events import Connected, DialFailedIn, Disconnected, DriverInput, UnsentIn
 from bbnode.daemon.policy import AdmissionError, ConnectionSlots, NetworkPolicy
+from bbnode.daemon.redial import RefusalBackoff
 from bbnode.ids import Address, PeerId
 from bbnode.wire import IdentityKey, SecureConnection
 
@@ -40,6 +48,9 @@ log = structlog.get_logger(component="connections")
 #: Returns a refusal reason (``blocklisted``, ``not_allowlisted``) or None to admit.
 PeerCheck = Callable[[PeerId], str | None]
 
+#: How long a closing connection may wait for room in the driver's channel to report.
+REPORT_TIMEOUT_S = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class ConnectionSettings:
@@ -48,12 +59,23 @@ class ConnectionSettings:
     handshake_timeout_s: float = 10.0
     idle_timeout_s: float = 300.0
     max_frame_bytes: int = 16 * 1024 * 1024
-    #: Frames queued per connection before sends fail fast (a slow peer's bound).
-    send_queue_frames: int = 1024
+    #: Frames queued per connection before sends fail fast (a peer that stopped reading).
+    #: Above the engine's outbound queue (10 000), so one poll's burst always fits.
+    send_queue_frames: int = 16384
+    #: A queue this long makes the driver wait for the socket before taking more input.
+    high_water_frames: int = 1024
+    #: A connection above the high-water mark that wrote nothing for this long stops
+    #: holding the driver back (its queue then fills and sends to it fail).
+    send_stall_s: float = 1.0
     #: Frames held for a peer while it is being dialed.
     pending_dial_frames: int = 1024
     #: How long a graceful close may spend flushing and closing one socket.
     close_timeout_s: float = 2.0
+    #: First redial delay after a peer hangs up right after the handshake (doubling).
+    refusal_backoff_s: float = 1.0
+    refusal_backoff_max_s: float = 300.0
+    #: Longest wait between dials of a bootstrap address that fails.
+    bootstrap_retry_max_s: float = 60.0
 
 
 class ConnectionManager:
@@ -83,8 +105,12 @@ class ConnectionManager:
         self._all: set[PeerConnection] = set()
         self._dialing: set[PeerId] = set()
         self._pending: dict[PeerId, deque[OutboundFrame]] = {}
+        #: Dirty and over-high-water queues: the driver flushes it and waits on it.
+        self.sends = SendScheduler(settings.high_water_frames, settings.send_stall_s)
         self._nursery: trio.Nursery | None = None
         self._accept_scope = trio.CancelScope()
+        self._accepting: trio.Nursery | None = None
+        self.refusals = RefusalBackoff(settings.refusal_backoff_s, settings.refusal_backoff_max_s)
         self.listen_addresses: list[Address] = []
 
     # -- policy -------------------------------------------------------------------------------
@@ -126,6 +152,10 @@ class ConnectionManager:
     def connected_peers(self) -> list[PeerId]:
         """Peers with a registered connection, sorted."""
         return sorted(self._conns)
+
+    def connection(self, peer: PeerId) -> PeerConnection | None:
+        """The registered connection to ``peer`` (the driver's fast path to its queue)."""
+        return self._conns.get(peer)
 
     def is_dialing(self, peer: PeerId) -> bool:
         """True while a dial to ``peer`` is in progress."""
@@ -171,27 +201,51 @@ class ConnectionManager:
                 )
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            for listener in listeners:
-                nursery.start_soon(self._accept_loop, listener)
+            await nursery.start(self._serve_listeners, listeners)
             task_status.started(list(self.listen_addresses))
 
+    async def _serve_listeners(
+        self, listeners: list[trio.SocketListener], *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        # One scope around one nursery: a CancelScope may be entered only once, and
+        # ``stop_accepting`` must stop every listener and bootstrap link together.
+        with self._accept_scope:
+            async with trio.open_nursery() as accepting:
+                self._accepting = accepting
+                for listener in listeners:
+                    accepting.start_soon(self._accept_loop, listener)
+                task_status.started()
+
     def stop_accepting(self) -> None:
-        """Close the listeners (graceful shutdown step one)."""
+        """Close the listeners and stop bootstrap links (graceful shutdown step one)."""
         self._accept_scope.cancel()
 
+    def keep_bootstrap_link(self, address: Address, learned: LearnedPeer) -> None:
+        """Keep dialing ``address`` (no /p2p: identity learned in the handshake) until
+        shutdown; see :mod:`.bootstrap`."""
+        if self._accepting is None:
+            raise RuntimeError("ConnectionManager.keep_bootstrap_link before run() started")
+        self._accepting.start_soon(
+            keep_bootstrap_link,
+            self,
+            address,
+            learned,
+            self.settings.refusal_backoff_s,
+            self.settings.bootstrap_retry_max_s,
+        )
+
     async def _accept_loop(self, listener: trio.SocketListener) -> None:
-        assert self._nursery is not None
-        with self._accept_scope:
-            async with listener:
-                while True:
-                    try:
-                        stream = await listener.accept()
-                    except OSError as exc:
-                        # EMFILE and friends: log, back off briefly, keep serving.
-                        log.warning("accept_failed", reason=str(exc))
-                        await trio.sleep(0.1)
-                        continue
-                    self._nursery.start_soon(self._handle_inbound, stream)
+        async with listener:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    # EMFILE and friends: log, back off briefly, keep serving.
+                    log.warning("accept_failed", reason=str(exc))
+                    await trio.sleep(0.1)
+                    continue
+                assert self._nursery is not None
+                self._nursery.start_soon(self._handle_inbound, stream)
 
     async def _handle_inbound(self, stream: trio.SocketStream) -> None:
         host, port = stream.socket.getpeername()[:2]
@@ -219,10 +273,10 @@ class ConnectionManager:
         port: int,
         *,
         inbound: bool,
-        task_status: trio.TaskStatus[str | None] = trio.TASK_STATUS_IGNORED,
+        task_status: trio.TaskStatus[PeerConnection | str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Handshake, check and serve one socket; started() reports None once registered,
-        or the failure reason."""
+        """Handshake, check and serve one socket; started() reports the connection once
+        registered, or the failure reason."""
         started = False
         try:
             try:
@@ -249,17 +303,19 @@ class ConnectionManager:
                 secure=secure,
                 queue_frames=self.settings.send_queue_frames,
                 idle_timeout_s=self.settings.idle_timeout_s,
+                sends=self.sends,
             )
             self._all.add(conn)
             try:
                 if not await self._register(conn):
                     return
-                task_status.started(None)
+                task_status.started(conn)
                 started = True
                 reason = await conn.run(self._ingress)
                 log.info("connection_closed", peer=str(peer), reason=reason)
             finally:
                 await self._unregister(conn)
+            self._note_outcome(conn, reason)
         finally:
             if not started:
                 task_status.started("closed")
@@ -267,18 +323,46 @@ class ConnectionManager:
                 scope.shield = True
                 await trio.aclose_forcefully(stream)
 
+    def _note_outcome(self, conn: PeerConnection, reason: str) -> None:
+        """Count a hang-up right after our handshake as a refusal (see :mod:`.redial`)."""
+        if conn.frames_in:
+            self.refusals.clear(conn.peer)
+        elif not conn.inbound and reason in ("eof", "reset") and not self.is_connected(conn.peer):
+            delay = self.refusals.refused(conn.peer, trio.current_time())
+            self.counters.incr("conn.refused_by_peer")
+            log.info("peer_hung_up_after_handshake", peer=str(conn.peer), retry_in_s=delay)
+
     async def _unregister(self, conn: PeerConnection) -> None:
+        conn.finished.set()
         self._all.discard(conn)
+        # Fold this connection's totals in as it leaves ``_all`` (see ``wire_bytes``).
+        self.counters.incr("bytes.in", conn.bytes_in)
+        self.counters.incr("bytes.out", conn.bytes_out)
+        reason = conn.close_reason or "closed"
+        self.counters.incr(f"conn.closed.{reason.split(':', 1)[0]}")  # drop the detail
         if self._conns.get(conn.peer) is not conn:
             return
         del self._conns[conn.peer]
-        # Frames that never reached the socket are lost with it; the engine's request
-        # TTL turns lost requests into WireTimeout.
-        dropped = len(conn.take_queued())
-        if dropped:
-            self.counters.incr("send.dropped_on_close", dropped)
-        with trio.CancelScope(shield=True):
-            await self._ingress.send(Disconnected(conn.peer, conn.close_reason or "closed"))
+        # Frames that never reached the socket (and those whose write was cut short) go
+        # back to the engine as SendFailed, before the Disconnected that explains them.
+        unsent = conn.in_flight + conn.take_queued()
+        conn.in_flight = []
+        if unsent:
+            self.counters.incr("send.failed_on_close", len(unsent))
+            await self._report(UnsentIn(conn.peer, unsent, f"connection_{reason}"))
+        await self._report(Disconnected(conn.peer, reason))
+
+    async def _report(self, item: DriverInput) -> None:
+        """Tell the driver ``item`` even while being cancelled (a closing connection).
+
+        Bounded: after shutdown stopped the driver nobody reads the channel any more.
+        """
+        try:
+            self._ingress.send_nowait(item)
+        except trio.WouldBlock:
+            with trio.move_on_after(REPORT_TIMEOUT_S) as scope:
+                scope.shield = True
+                await self._ingress.send(item)
 
     async def _register(self, conn: PeerConnection) -> bool:
         existing = self._conns.get(conn.peer)
@@ -287,16 +371,23 @@ class ConnectionManager:
                 self.counters.incr("conn.duplicate_closed")
                 conn.close("duplicate_connection")
                 return False
-            for item in existing.take_queued():
-                conn.enqueue(item)
+            # Replaced, not failed: queued frames move to the survivor; any it cannot take
+            # go back to the engine, which emits them again (to the survivor).
+            overflow = [item for item in existing.take_queued() if not conn.enqueue(item)]
+            conn.kick()
             existing.close("duplicate_connection")
             self.counters.incr("conn.duplicate_closed")
             self._conns[conn.peer] = conn
+            if overflow:
+                await self._ingress.send(
+                    UnsentIn(conn.peer, overflow, "duplicate_connection", requeue=True)
+                )
             return True
         self._conns[conn.peer] = conn
-        for item in self._pending.pop(conn.peer, ()):
-            if not conn.enqueue(item):
-                self.counters.incr("send.dropped_queue_full")
+        if conn.inbound:
+            self.refusals.clear(conn.peer)  # it wants to talk to us after all
+        refused = [item for item in self._pending.pop(conn.peer, ()) if not conn.enqueue(item)]
+        conn.kick()
         self.counters.incr("conn.established")
         log.info(
             "peer_connected",
@@ -305,6 +396,9 @@ class ConnectionManager:
             direction="inbound" if conn.inbound else "outbound",
         )
         await self._ingress.send(Connected(conn.peer, conn.address, conn.inbound))
+        if refused:
+            self.counters.incr("send.dropped_queue_full", len(refused))
+            await self._ingress.send(UnsentIn(conn.peer, refused, "send_queue_full"))
         return True
 
     def _keep_existing(self, existing: PeerConnection, new: PeerConnection) -> bool:
@@ -324,13 +418,17 @@ class ConnectionManager:
         conn = self._conns.get(peer)
         if conn is not None:
             if conn.enqueue(item):
+                conn.kick()
                 return None
+            if conn.closing:
+                return "connection_closing"
             self.counters.incr("send.dropped_queue_full")
             return "send_queue_full"
         pending = self._pending.get(peer)
         if pending is None:
             candidates = [a for a in addresses if a.tcp_endpoint() is not None]
             if not candidates:
+                self.counters.incr("send.dropped_no_address")
                 return "no_address"
             pending = self._pending[peer] = deque()
             self.dial(peer, candidates)
@@ -351,32 +449,46 @@ class ConnectionManager:
         return True
 
     async def _dial(self, peer: PeerId, addresses: list[Address]) -> None:
-        reason: str | None = "no_address"
+        reason = "no_address"
         last = addresses[-1] if addresses else Address.tcp("0.0.0.0", 0, peer=peer)
         try:
+            wait_s = self.refusals.retry_in(peer, trio.current_time())
+            if wait_s is not None:
+                reason = f"refused_by_peer: retry in {wait_s:.1f}s"
+                addresses = []
             for address in addresses:
                 last = address
-                reason = await self._dial_one(peer, address)
-                if reason is None:
+                result = await self._dial_one(peer, address)
+                if not isinstance(result, str):
                     return
+                reason = result
         finally:
             self._dialing.discard(peer)
-        dropped = len(self._pending.pop(peer, ()))
-        if dropped:
-            self.counters.incr("send.dropped_dial_failed", dropped)
+        unsent = list(self._pending.pop(peer, ()))
         self.counters.incr("dial.failed")
         log.info("dial_failed", peer=str(peer), address=str(last), reason=reason)
-        await self._ingress.send(DialFailedIn(peer, last, reason or "dial_failed"))
+        await self._ingress.send(DialFailedIn(peer, last, reason))
+        if unsent:
+            self.counters.incr("send.failed_dial", len(unsent))
+            await self._ingress.send(UnsentIn(peer, unsent, f"dial_failed: {reason}"))
 
-    async def _dial_one(self, peer: PeerId, address: Address) -> str | None:
+    async def dial_address(self, address: Address) -> PeerConnection | str:
+        """Dial ``address`` whoever is there (the identity comes from the handshake).
+
+        Returns the registered connection, or the failure reason (``peer_self_connection``
+        when it is this node). For bootstrap addresses configured without /p2p.
+        """
+        return await self._dial_one(address.peer_id, address)
+
+    async def _dial_one(self, peer: PeerId | None, address: Address) -> PeerConnection | str:
         endpoint = address.tcp_endpoint()
         if endpoint is None:
             return "unsupported_address"
         host, port = endpoint
         if self.slots.total >= self.slots.policy.max_connections:
             return "max_connections"
-        if peer in self._conns:
-            return None  # the peer dialed us meanwhile
+        if peer is not None and (existing := self._conns.get(peer)) is not None:
+            return existing  # the peer dialed us meanwhile
         self.counters.incr("dial.attempts")
         stream: trio.SocketStream | None = None
         with trio.move_on_after(self.settings.handshake_timeout_s):
@@ -396,14 +508,14 @@ class ConnectionManager:
                 max_frame_bytes=self.settings.max_frame_bytes,
             )
             assert self._nursery is not None
-            failure: str | None = await self._nursery.start(
+            result: PeerConnection | str = await self._nursery.start(
                 self._establish_outbound, stream, secure, host, port
             )
         except BaseException:
             self.slots.total_outbound -= 1
             await trio.aclose_forcefully(stream)
             raise
-        return failure
+        return result
 
     async def _establish_outbound(
         self,
@@ -412,7 +524,7 @@ class ConnectionManager:
         host: str,
         port: int,
         *,
-        task_status: trio.TaskStatus[str | None] = trio.TASK_STATUS_IGNORED,
+        task_status: trio.TaskStatus[PeerConnection | str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         try:
             await self._establish(
@@ -444,6 +556,12 @@ class ConnectionManager:
         """Close every connection (the last shutdown step)."""
         for conn in list(self._all):
             conn.close(reason)
+
+    def wire_bytes(self) -> tuple[int, int]:
+        """Encrypted bytes received and sent after handshakes, this run, live sockets included."""
+        received = self.counters.get("bytes.in") + sum(c.bytes_in for c in self._all)
+        sent = self.counters.get("bytes.out") + sum(c.bytes_out for c in self._all)
+        return received, sent
 
     def queued_frames(self) -> int:
         """Frames waiting in all outbound queues and pending dials."""

@@ -95,8 +95,16 @@ class ControlClient:
         return _unwrap(self.receive_message())
 
     def subscribe(self, topic: str) -> Iterator[dict[str, Any]]:
-        """Subscribe to ``topic`` and yield each event map (``topic``, ``module``, ``data``)."""
+        """Subscribe to ``topic``; an iterator of each event map (``topic``, ``module``,
+        ``data``).
+
+        The subscription is in force when this returns (the daemon acknowledged it), not
+        at the first ``next()``: an event published right after the call is not missed.
+        """
         self.request("subscribe", topic=topic)
+        return self._events()
+
+    def _events(self) -> Iterator[dict[str, Any]]:
         while True:
             try:
                 message = self.receive_message()

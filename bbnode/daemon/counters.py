@@ -1,6 +1,6 @@
 """A small named-counter registry for daemon events (connections, steps, snapshots...).
 
-The metrics endpoint (a later issue) exports these; ``ctl status`` shows them today.
+The metrics endpoint (:mod:`.metrics`) exports them; ``ctl status`` shows them too.
 """
 
 from __future__ import annotations

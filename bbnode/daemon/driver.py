@@ -1,8 +1,12 @@
 """The engine driver: the only task that touches the Node.
 
 Loop: apply due timers (``tick`` at ``next_deadline_ns``), ``poll``, execute every step
-through a dispatch table keyed by step type, then sleep until the next input, the next
-engine deadline, the next checkpoint or the next watchdog ping, whichever is first.
+through a dispatch table keyed by step type (sends only queue frames), flush the touched
+connections once (one write each per turn), then sleep until the next input, the next
+engine deadline, the next checkpoint or the next watchdog ping, whichever is first. On
+waking, *every* input already waiting is applied before the next poll (bounded, so timers
+still run under a flood). While a connection's queue is above its high-water mark and
+still draining, the loop takes no new input (backpressure; see ``_wait_for_sockets``).
 Inputs arrive on one bounded trio channel: frames and connection news from connection tasks
 (:mod:`.events`) and control-socket calls (:class:`ControlCall`), so even control commands
 run here, between polls.
@@ -12,7 +16,9 @@ Engine time is epoch ns advanced monotonically (see :mod:`.clock`).
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +35,9 @@ from bbnode.daemon.events import (
     DialFailedIn,
     Disconnected,
     DriverInput,
-    FrameIn,
+    FramesIn,
     SendFailedIn,
+    UnsentIn,
 )
 from bbnode.daemon.notify import SdNotifier
 from bbnode.daemon.peer_policy import PeerPolicy
@@ -48,8 +55,26 @@ log = structlog.get_logger(component="driver")
 #: Inputs buffered between connection tasks and the driver. When full, connection readers
 #: wait, which pushes back on peers through TCP instead of growing memory.
 INGRESS_CAPACITY = 1024
-#: Inputs handled per wakeup before polling, so a flood cannot starve timers.
-_BATCH = 256
+#: Inputs handled per wakeup before polling, so a flood cannot starve timers...
+_BATCH = 1024
+#: ... and frames: one poll then decodes at most this many envelopes (well under the
+#: engine's ingress capacity of 65 536 events).
+_BATCH_FRAMES = 8192
+
+
+_STEP_COUNTER_NAMES: dict[type[Any], str] = {}
+#: (structlog wrapper class, debug enabled) of the last check; see ``_debug_enabled``.
+_debug_cache: list[Any] = [None, False]
+
+
+def _debug_enabled() -> bool:
+    """Whether debug lines are emitted, resolved once per logging (re)configuration:
+    structlog re-binds a logger on every call, which costs more than executing a step."""
+    wrapper = structlog.get_config()["wrapper_class"]
+    if wrapper is not _debug_cache[0]:
+        _debug_cache[0] = wrapper
+        _debug_cache[1] = log.bind().is_enabled_for(logging.DEBUG)
+    return bool(_debug_cache[1])
 
 
 @dataclass(slots=True)
@@ -108,7 +133,12 @@ class EngineDriver:
         # Armed by start_watchdog() once READY=1 went out: systemd expects READY first.
         self._next_watchdog_at = math.inf
         self._draining = False
+        self._frames_waiting = 0
         self.steps_executed = 0
+        #: Step counts by type since the last turn ended (folded into ``counters``).
+        self._step_counts: dict[type[Any], int] = {}
+        #: Called with each turn's duration in seconds (the metrics histogram), when set.
+        self.observe_turn_s: Callable[[float], None] | None = None
         self._dispatch: dict[type[Any], Callable[[Any], None]] = {
             steps.SendEnvelope: self._on_send,
             steps.PeerDown: self._on_peer_down,
@@ -119,7 +149,8 @@ class EngineDriver:
             steps.LifecycleFired: self._on_lifecycle,
         }
         self._inputs: dict[type[Any], Callable[[Any], None]] = {
-            FrameIn: self._in_frame,
+            FramesIn: self._in_frames,
+            UnsentIn: self._in_unsent,
             Connected: self._in_connected,
             Disconnected: self._in_disconnected,
             DialFailedIn: self._in_dial_failed,
@@ -132,11 +163,14 @@ class EngineDriver:
         task_status.started()
         while True:
             self.turn()
+            if self.manager.sends.over:
+                await self._wait_for_sockets()
             await self._wait_for_input()
 
     def turn(self) -> int:
         """Tick due timers, then poll and execute until the engine is quiet; steps run."""
         self.last_turn_s = trio.current_time()
+        started = time.perf_counter()
         executed = 0
         for _ in range(64):  # bounded: a component that keeps itself busy still yields
             now = self.clock.now_ns()
@@ -144,12 +178,18 @@ class EngineDriver:
             if deadline is not None and deadline <= now:
                 self.node.tick(now)
             out = self.node.poll()
-            if not out:
+            if out:
+                self.execute_all(out)
+                executed += len(out)
+            if not self.node.has_work() or self.manager.sends.over:
+                # Quiet (no empty poll needed to find out), or a socket is behind: let it
+                # drain before producing more.
                 break
-            for step in out:
-                self.execute(step)
-            executed += len(out)
+        # One write per touched connection for everything this turn sent.
+        self.manager.sends.flush()
         self._housekeeping()
+        if self.observe_turn_s is not None:
+            self.observe_turn_s(time.perf_counter() - started)
         return executed
 
     def start_watchdog(self) -> None:
@@ -167,22 +207,52 @@ class EngineDriver:
             self._next_snapshot_at = now + self.settings.snapshot_interval_s
             self.checkpointer.submit(self.node.snapshot())
 
-    async def _wait_for_input(self) -> None:
+    def _wake_at(self) -> float:
+        """The next time the loop must turn without input (trio time)."""
         wake_at = min(self._next_snapshot_at, self._next_watchdog_at)
         deadline = self.node.next_deadline_ns()
         if deadline is not None:
             wake_at = min(wake_at, self.clock.to_trio_time(deadline))
-        with trio.move_on_at(wake_at):
-            item = await self._receive.receive()
-            self.handle_input(item)
-            for _ in range(_BATCH):
-                try:
-                    item = self._receive.receive_nowait()
-                except trio.WouldBlock:
-                    break
-                self.handle_input(item)
-        # Yield even when inputs keep coming, so other tasks run between turns.
-        await trio.lowlevel.checkpoint()
+        return wake_at
+
+    async def _wait_for_sockets(self) -> None:
+        """Backpressure: while a connection above its high-water mark is still writing,
+        take no new input (readers then wait, and TCP pushes back on the peers) so a burst
+        waits for the socket instead of overflowing its queue. A connection that stopped
+        writing holds us for at most ``send_stall_s`` (see :class:`SendScheduler`)."""
+        pressure = self.manager.sends
+        wake_at = self._wake_at()
+        while True:
+            now = trio.current_time()
+            stall_at = pressure.blocking(now)
+            if stall_at is None or now >= wake_at:
+                return
+            await pressure.wait_for_progress(min(stall_at, wake_at))
+
+    async def _wait_for_input(self) -> None:
+        receive = self._receive
+        handle = self.handle_input
+        try:
+            item = receive.receive_nowait()
+        except trio.WouldBlock:
+            # A bare CancelScope: move_on_at's contextmanager costs more than the wait.
+            with trio.CancelScope(deadline=self._wake_at()):
+                item = await receive.receive()
+                handle(item)
+        else:
+            handle(item)
+            # Yield even when inputs keep coming, so other tasks run between turns.
+            await trio.lowlevel.checkpoint()
+        # Drain what is ready now, so one poll covers it all.
+        for _ in range(_BATCH):
+            if self._frames_waiting >= _BATCH_FRAMES:
+                break
+            try:
+                item = receive.receive_nowait()
+            except trio.WouldBlock:
+                break
+            handle(item)
+        self._frames_waiting = 0
 
     # -- inputs ------------------------------------------------------------------------------
     def handle_input(self, item: DriverInput | ControlCall) -> None:
@@ -200,9 +270,28 @@ class EngineDriver:
             self.counters.incr("ingress.rejected")
             log.warning("ingress_rejected", input=type(item).__name__, reason=str(exc))
 
-    def _in_frame(self, item: FrameIn) -> None:
-        self.counters.incr("frames.in")
-        self.node.deliver_inbound(item.peer, item.frame)
+    def _in_frames(self, item: FramesIn) -> None:
+        frames = item.frames
+        self._frames_waiting += len(frames)
+        self.counters.incr("frames.in", len(frames))
+        deliver = self.node.deliver_inbound
+        peer = item.peer
+        for index, frame in enumerate(frames):
+            try:
+                deliver(peer, frame)
+            except DeliveryError as exc:
+                # One refused frame must not cost its siblings.
+                self.counters.incr("ingress.rejected")
+                log.warning("ingress_rejected", input="frame", reason=str(exc), index=index)
+
+    def _in_unsent(self, item: UnsentIn) -> None:
+        if item.requeue:
+            for frame in item.frames:
+                if frame.envelope is not None:
+                    self.node.requeue_outbound(item.peer, frame.envelope)
+            return
+        for frame in item.frames:
+            self.node.send_failed(item.peer, frame.wire_req_id or 0, item.reason)
 
     def _in_connected(self, item: Connected) -> None:
         self.known_peers.add(item.peer)
@@ -226,15 +315,45 @@ class EngineDriver:
     # -- steps -------------------------------------------------------------------------------
     def execute(self, step: Any) -> None:
         """Execute one engine step (dispatch by type; unknown types are logged and counted)."""
-        self.steps_executed += 1
-        name = type(step).__name__
-        self.counters.incr(f"step.{name}")
-        handler = self._dispatch.get(type(step))
-        if handler is None:
-            # The step object itself: rendered to text only if debug logging is on.
-            log.debug("engine_step", step=name, detail=step)
-            return
-        handler(step)
+        self.execute_all([step])
+        self.manager.sends.flush()
+
+    def execute_all(self, out: Sequence[Any]) -> None:
+        """Execute the steps of one poll, in order; counts them as ``step.<Type>``.
+
+        Frames are only queued: the caller flushes (``manager.sends.flush()``)."""
+        self.steps_executed += len(out)
+        counts = self._step_counts
+        dispatch = self._dispatch
+        send_type = steps.SendEnvelope
+        on_send = self._on_send
+        unhandled: list[Any] = []
+        for step in out:
+            kind = type(step)
+            counts[kind] = counts.get(kind, 0) + 1
+            if kind is send_type:  # the hot path: skip the table lookup
+                on_send(step)
+                continue
+            handler = dispatch.get(kind)
+            if handler is None:
+                unhandled.append(step)
+                continue
+            handler(step)
+        incr = self.counters.incr
+        names = _STEP_COUNTER_NAMES
+        for kind, count in counts.items():
+            name = names.get(kind)
+            if name is None:
+                name = names[kind] = f"step.{kind.__name__}"
+            incr(name, count)
+        sent = counts.get(send_type)
+        if sent:
+            incr("frames.out", sent)
+        counts.clear()
+        if unhandled and _debug_enabled():
+            for step in unhandled:
+                # The step object itself: rendered to text only when debug is on.
+                log.debug("engine_step", step=type(step).__name__, detail=step)
 
     def _addresses_for(self, peer: PeerId, envelope: Any) -> list[Address]:
         if self.manager.is_connected(peer):
@@ -250,18 +369,18 @@ class EngineDriver:
 
     def _on_send(self, step: steps.SendEnvelope) -> None:
         envelope = step.envelope
+        peer = step.peer
         corr = envelope.correlation
         req_id = corr.wire_req_id if corr.kind == CorrelationKind.REQUEST else None
-        frame = encode_envelope(envelope)
-        self.known_peers.add(step.peer)
-        self.counters.incr("frames.out")
-        reason = self.manager.send(
-            step.peer,
-            OutboundFrame(frame, req_id, envelope),
-            self._addresses_for(step.peer, envelope),
-        )
+        item = OutboundFrame(encode_envelope(envelope), req_id, envelope)
+        self.known_peers.add(peer)
+        manager = self.manager
+        conn = manager.connection(peer)
+        if conn is not None and conn.enqueue(item):
+            return  # the hot path: a live connection with room
+        reason = manager.send(peer, item, self._addresses_for(peer, envelope))
         if reason is not None:
-            self.node.send_failed(step.peer, req_id or 0, reason)
+            self.node.send_failed(peer, req_id or 0, reason)
 
     def _on_peer_down(self, step: steps.PeerDown) -> None:
         self.counters.incr("peers.down")
@@ -290,6 +409,13 @@ class EngineDriver:
 
     def _on_lifecycle(self, step: steps.LifecycleFired) -> None:
         log.info("lifecycle_fired", phase=step.phase)
+
+    def learn_bootstrap_peer(self, peer: PeerId, address: Address) -> None:
+        """A bootstrap address without /p2p turned out to be ``peer`` (see `bootstrap`)."""
+        known = self.static_addresses.setdefault(peer, [])
+        if address not in known:
+            known.append(address)
+        self.known_peers.add(peer)
 
     def addresses_of(self, peer: PeerId) -> list[Address]:
         """Configured (bootstrap) addresses of ``peer``."""

@@ -8,18 +8,27 @@ Node is only ever touched from the driver task.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from bbnode.ids import Address, PeerId
 
-__all__ = ["Connected", "DialFailedIn", "Disconnected", "DriverInput", "FrameIn", "SendFailedIn"]
+__all__ = [
+    "Connected",
+    "DialFailedIn",
+    "Disconnected",
+    "DriverInput",
+    "FramesIn",
+    "SendFailedIn",
+    "UnsentIn",
+]
 
 
 @dataclass(frozen=True, slots=True)
-class FrameIn:
-    """One decrypted frame (a msgpack envelope) from an authenticated peer."""
+class FramesIn:
+    """Every decrypted frame (msgpack envelopes) of one socket read from ``peer``, in order."""
 
     peer: PeerId
-    frame: bytes
+    frames: list[bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,4 +66,20 @@ class SendFailedIn:
     reason: str
 
 
-DriverInput = FrameIn | Connected | Disconnected | DialFailedIn | SendFailedIn
+@dataclass(frozen=True, slots=True)
+class UnsentIn:
+    """Frames for ``peer`` that will not reach a socket (their connection closed, or the
+    dial for them failed); the driver reports each to the engine as ``SendFailed``.
+
+    ``frames`` are :class:`~._peer_conn.OutboundFrame` (typed loosely: no import cycle).
+    """
+
+    peer: PeerId
+    frames: list[Any]
+    reason: str
+    #: True when the connection was only replaced (simultaneous-dial tie-break): the
+    #: envelopes go back to the engine with ``requeue_outbound``, not as failures.
+    requeue: bool = False
+
+
+DriverInput = FramesIn | UnsentIn | Connected | Disconnected | DialFailedIn | SendFailedIn

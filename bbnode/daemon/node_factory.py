@@ -39,6 +39,8 @@ class BuiltNode:
     #: Components whose ``start`` op must be invoked at every daemon start.
     start_ops: list[str]
     static_addresses: dict[PeerId, list[Address]] = field(default_factory=dict)
+    #: Bootstrap addresses without /p2p: the daemon keeps links to them (see `bootstrap`).
+    bootstrap_links: list[Address] = field(default_factory=list)
     #: True when a snapshot existed but could not be restored (fresh start instead).
     failed: bool = False
 
@@ -112,10 +114,11 @@ def build_node(
         for component in components:
             node.install(component)
     static: dict[PeerId, list[Address]] = {}
+    links: list[Address] = []
     for address in cfg.node.bootstrap:
         target = address.peer_id
         if target is None:
-            log.warning("bootstrap_without_peer_id", address=str(address))
+            links.append(address)
             continue
         if target == peer:
             continue
@@ -124,4 +127,4 @@ def build_node(
         node.add_peer(target, addresses)
     names = [c.name for c in components]
     starts = [c.name for c in components if "start" in c.OPS]
-    return BuiltNode(node, names, starts, static, failed)
+    return BuiltNode(node, names, starts, static, links, failed)

@@ -1,10 +1,11 @@
 """The supervisor: builds the daemon's parts, starts them in order, stops them in order.
 
 Start: logging → state dir → identity key → snapshot load → PeerId policy → listeners →
-Node (restored or fresh) → driver, checkpoints, control socket, signals → bootstrap dials →
-``READY=1``. Stop (SIGTERM/SIGINT): ``STOPPING=1`` → stop accepting → ``PreShutdown``
-lifecycle → let the driver drain until quiet or ``shutdown_grace_s`` → stop the driver →
-hand unwritten frames back to the engine → final snapshot (shielded) → close connections.
+Node (restored or fresh) → driver, checkpoints, control socket, metrics, signals →
+bootstrap dials → ``READY=1``. Stop (SIGTERM/SIGINT): ``STOPPING=1`` → stop accepting →
+``PreShutdown`` lifecycle → let the driver drain until quiet or ``shutdown_grace_s`` → stop
+the driver → hand unwritten frames back to the engine → final snapshot (shielded) → close
+connections.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bbnode.daemon.control_backend import DriverControlBackend
 from bbnode.daemon.counters import Counters
 from bbnode.daemon.driver import INGRESS_CAPACITY, ControlCall, DriverSettings, EngineDriver
 from bbnode.daemon.events import DriverInput
+from bbnode.daemon.metrics import MetricsState, sample_engine, serve_metrics
 from bbnode.daemon.node_factory import build_node, network_policy
 from bbnode.daemon.notify import SdNotifier, watchdog_interval_s
 from bbnode.daemon.peer_policy import PeerPolicy
@@ -158,9 +160,26 @@ class Daemon:
                     await serve_control(control_path, backend, hub, task_status=task_status)
 
             await nursery.start(run_control)
+            if cfg.metrics.listen is not None:  # not reloadable: a new listen needs a restart
+                metrics = MetricsState(
+                    key.peer_id,
+                    self.counters,
+                    manager,
+                    checkpointer,
+                    lambda: send.statistics().current_buffer_used,
+                )
+                driver.observe_turn_s = metrics.turns.observe
+                await nursery.start(
+                    serve_metrics,
+                    cfg.metrics.listen,
+                    metrics,
+                    lambda: backend.call(sample_engine),
+                )
             await nursery.start(watch_signals, self.request_stop, self.request_reload)
             for peer, addresses in built.static_addresses.items():
                 manager.dial(peer, addresses)
+            for address in built.bootstrap_links:
+                manager.keep_bootstrap_link(address, driver.learn_bootstrap_peer)
             self.notifier.ready(status=f"serving as {key.peer_id} on {len(listen)} address(es)")
             await backend.call(lambda d: d.start_watchdog())
             self.backend = backend

@@ -2,65 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-
 import trio
 
-from bbnode.daemon.connections import ConnectionManager, ConnectionSettings, OutboundFrame
-from bbnode.daemon.counters import Counters
-from bbnode.daemon.events import Connected, DialFailedIn, Disconnected, DriverInput, FrameIn
+from bbnode.daemon.connections import ConnectionSettings, OutboundFrame
+from bbnode.daemon.events import (
+    Connected,
+    DialFailedIn,
+    Disconnected,
+    UnsentIn,
+)
 from bbnode.daemon.policy import NetworkPolicy
 from bbnode.ids import Address, PeerId
 from bbnode.wire import IdentityKey, SecureConnection
-
-LISTEN = [Address.from_string("/ip4/127.0.0.1/tcp/0")]
-
-
-@dataclass
-class Side:
-    manager: ConnectionManager
-    inbox: trio.MemoryReceiveChannel[DriverInput]
-    blocked: set[PeerId] = field(default_factory=set)
-
-    @property
-    def peer(self) -> PeerId:
-        return self.manager.local_peer
-
-    @property
-    def address(self) -> Address:
-        return self.manager.listen_addresses[0]
-
-    async def expect(self, kind: type) -> DriverInput:
-        with trio.fail_after(5):
-            async for item in self.inbox:
-                if isinstance(item, kind):
-                    return item
-        raise AssertionError("inbox closed")
-
-
-@asynccontextmanager
-async def side(
-    seed: int,
-    policy: NetworkPolicy | None = None,
-    settings: ConnectionSettings | None = None,
-) -> AsyncIterator[Side]:
-    send, receive = trio.open_memory_channel[DriverInput](100)
-    blocked: set[PeerId] = set()
-    key = IdentityKey.from_seed(bytes([seed]) * 32)
-    manager = ConnectionManager(
-        key,
-        settings or ConnectionSettings(handshake_timeout_s=2.0),
-        policy or NetworkPolicy(),
-        send,
-        lambda p: "blocklisted" if p in blocked else None,
-        Counters(),
-    )
-    async with trio.open_nursery() as nursery:
-        await nursery.start(manager.run, LISTEN)
-        yield Side(manager, receive, blocked)
-        nursery.cancel_scope.cancel()
+from tests.daemon._sides import connected_address, side, wait_until
 
 
 async def test_dial_handshake_and_frames_both_ways() -> None:
@@ -69,28 +23,17 @@ async def test_dial_handshake_and_frames_both_ways() -> None:
         connected = await a.expect(Connected)
         assert connected == Connected(b.peer, connected.address, inbound=False)
         assert await b.expect(Connected) == Connected(a.peer, connected_address(b, a), True)
-        assert await b.expect(FrameIn) == FrameIn(a.peer, b"hello")
-        # Coalescing: a burst queued before the writer runs goes out in few writes.
+        assert await b.frames(1) == [(a.peer, b"hello")]
+        # Coalescing: a burst queued before the writer runs goes out in one write.
+        conn = b.manager.connection(a.peer)
+        assert conn is not None
+        writes = conn.writes
         for i in range(50):
             assert b.manager.send(a.peer, OutboundFrame(b"m%d" % i), []) is None
-        frames = [await a.expect(FrameIn) for _ in range(50)]
-        assert [f.frame for f in frames if isinstance(f, FrameIn)] == [
-            b"m%d" % i for i in range(50)
-        ]
+        assert await a.frames(50) == [(b.peer, b"m%d" % i) for i in range(50)]
+        assert conn.writes == writes + 1
         assert a.manager.is_connected(b.peer)
         assert b.manager.is_connected(a.peer)
-
-
-async def wait_until(predicate: Callable[[], bool]) -> None:
-    with trio.fail_after(5):
-        while not predicate():  # noqa: ASYNC110 - polling state owned by other tasks
-            await trio.sleep(0.01)
-
-
-def connected_address(at: Side, remote: Side) -> Address:
-    info = at.manager.info(remote.peer)
-    assert info is not None
-    return Address.from_string(info["address"])
 
 
 async def test_dial_failure_is_reported_once() -> None:
@@ -108,7 +51,14 @@ async def test_dial_failure_is_reported_once() -> None:
         assert failed.peer == ghost
         assert failed.address == dead
         assert failed.reason.startswith("connect_failed")
-        assert a.manager.counters.get("send.dropped_dial_failed") == 1
+        # The frame that waited on the dial goes back to the engine, not into a counter.
+        unsent = await a.expect(UnsentIn)
+        assert isinstance(unsent, UnsentIn)
+        assert unsent.peer == ghost
+        assert [f.frame for f in unsent.frames] == [b"x"]
+        assert unsent.reason.startswith("dial_failed: connect_failed")
+        assert not unsent.requeue
+        assert a.manager.counters.get("send.failed_dial") == 1
 
 
 async def test_blocked_peer_is_refused_after_handshake() -> None:
@@ -191,7 +141,7 @@ async def test_simultaneous_dial_keeps_connection_of_smaller_peer() -> None:
         assert b_info["direction"] == ("inbound" if expected_a == "outbound" else "outbound")
         # The survivor still carries frames.
         assert a.manager.send(b.peer, OutboundFrame(b"after"), []) is None
-        assert await b.expect(FrameIn) == FrameIn(a.peer, b"after")
+        assert await b.frames(1) == [(a.peer, b"after")]
 
 
 async def test_send_queue_is_bounded() -> None:
@@ -223,6 +173,24 @@ async def test_raw_secure_client_can_talk() -> None:
         assert await handshake(stream, secure, 5) == a.peer
         secure.send_frame(b"raw")
         await stream.send_all(secure.data_to_send())
-        assert await a.expect(FrameIn) == FrameIn(key.peer_id, b"raw")
+        assert await a.frames(1) == [(key.peer_id, b"raw")]
         await stream.aclose()
         assert await a.expect(Disconnected) == Disconnected(key.peer_id, "eof")
+
+
+async def test_frames_queued_on_a_closing_connection_are_reported_unsent() -> None:
+    async with side(1) as a, side(2) as b:
+        a.manager.dial(b.peer, [b.address])
+        await a.expect(Connected)
+        conn = a.manager.connection(b.peer)
+        assert conn is not None
+        # Queued, not yet flushed (the driver flushes at the end of its turn).
+        queued = [OutboundFrame(b"q%d" % i, wire_req_id=i or None) for i in range(3)]
+        for item in queued:
+            assert conn.enqueue(item)
+        conn.close("test_close")
+        unsent = await a.expect(UnsentIn)
+        assert unsent == UnsentIn(b.peer, queued, "connection_test_close")
+        assert await a.expect(Disconnected) == Disconnected(b.peer, "test_close")
+        assert not a.manager.is_connected(b.peer)
+        assert a.manager.counters.get("send.failed_on_close") == 3

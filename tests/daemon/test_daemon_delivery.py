@@ -1,0 +1,220 @@
+"""Two in-process daemons: bursts arrive whole, and frames that never reach a socket go back
+to the engine (``SendFailed``, or ``requeue_outbound`` for a replaced connection).
+
+Regression for the one-way loss (issue 5): a burst larger than a connection's send queue
+used to overflow it; each refused frame was reported as ``SendFailed``, the engine counted
+them as peer failures and declared ``PeerDown``, the driver closed the connection, and the
+1 024 frames queued on it were dropped with only a counter to show for it.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import trio
+
+from bbnode.config import parse_config
+from bbnode.daemon._peer_conn import OutboundFrame
+from bbnode.daemon.driver import EngineDriver
+from bbnode.daemon.events import UnsentIn
+from bbnode.daemon.supervisor import Daemon
+from bbnode.engine import steps
+from bbnode.engine.component import Component, Immediate
+from bbnode.ids import PeerId
+
+#: Generous bound for every wait (a loaded CI machine), never a timing assertion.
+WAIT_S = 60
+
+
+class Sink(Component):
+    """``blast`` sends ``count`` one-way messages to ``peer``; ``msg`` counts arrivals."""
+
+    TYPE_NAME: ClassVar[str] = "sink"
+    OPS: ClassVar[tuple[str, ...]] = ("blast", "msg")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[int] = []
+        self.expected = 0
+        self.all_in = trio.Event()
+
+    def dispatch(self, op: str, inputs: dict[str, Any], ctx: Any) -> Immediate:
+        if op == "blast":
+            target = PeerId.from_bytes(inputs["peer"])
+            for i in range(int(inputs["first"]), int(inputs["first"]) + int(inputs["count"])):
+                ctx.send(target, "sink", "msg", i)
+        elif op == "msg":
+            self.received.append(int(inputs["payload"]))
+            if len(self.received) >= self.expected:
+                self.all_in.set()
+        return Immediate()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _config(state: Path, port: int, bootstrap: str = "", heartbeat: bool = True) -> Any:
+    boot = f'bootstrap = ["{bootstrap}"]' if bootstrap else ""
+    return parse_config(
+        f"""
+[node]
+state_dir = "{state}"
+listen = ["/ip4/127.0.0.1/tcp/{port}"]
+{boot}
+[snapshot]
+interval_s = 3600
+[log]
+level = "warning"
+format = "json"
+[protocols.peer_exchange]
+enabled = false
+[protocols.pubsub]
+enabled = false
+[protocols.heartbeat]
+enabled = {"true" if heartbeat else "false"}
+"""
+    )
+
+
+@dataclass
+class Pair:
+    a: Daemon
+    b: Daemon
+    a_sink: Sink
+    b_sink: Sink
+
+    @property
+    def b_peer(self) -> PeerId:
+        assert self.b.backend is not None
+        return self.b.backend.driver.manager.local_peer
+
+    async def on_a(self, run: Any) -> Any:
+        assert self.a.backend is not None
+        return await self.a.backend.call(run)
+
+
+@asynccontextmanager
+async def two_daemons(tmp_path: Path, heartbeat: bool = True) -> AsyncIterator[Pair]:
+    """Daemon ``b`` listening, daemon ``a`` bootstrapped to it and connected."""
+    a_sink, b_sink = Sink(), Sink()
+    port_b = _free_port()
+    b = Daemon(_config(tmp_path / "b", port_b, heartbeat=heartbeat), extra_components=[b_sink])
+    with trio.fail_after(WAIT_S):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(b.serve)
+            await b.ready.wait()
+            assert b.backend is not None
+            b_peer = b.backend.driver.manager.local_peer
+            boot = f"/ip4/127.0.0.1/tcp/{port_b}/p2p/{b_peer}"
+            a_config = _config(tmp_path / "a", _free_port(), boot, heartbeat)
+            a = Daemon(a_config, extra_components=[a_sink])
+            nursery.start_soon(a.serve)
+            await a.ready.wait()
+            assert a.backend is not None
+            manager = a.backend.driver.manager
+            while not manager.is_connected(b_peer):  # noqa: ASYNC110 - owned by a's tasks
+                await trio.sleep(0.01)
+            yield Pair(a, b, a_sink, b_sink)
+            a.request_stop()
+            b.request_stop()
+
+
+def _losses(daemon: Daemon) -> dict[str, int]:
+    return {
+        name: value
+        for name, value in daemon.counters.as_dict().items()
+        if "dropped" in name or name.startswith("send.failed")
+    }
+
+
+async def test_one_way_bursts_arrive_without_loss(tmp_path: Path) -> None:
+    async with two_daemons(tmp_path) as pair:
+        peer = pair.b_peer.to_bytes()
+        # 5 000 frames from one op: five times a connection's high-water mark, all queued
+        # in one poll; then four more ops back to back without waiting for the socket.
+        bursts = [(0, 5000), (5000, 1000), (6000, 1000), (7000, 1000), (8000, 1000)]
+        pair.b_sink.expected = 9000
+        for first, count in bursts:
+            inputs = {"peer": peer, "first": first, "count": count}
+            await pair.on_a(lambda d, i=inputs: d.node.invoke("sink", "blast", i))
+        with trio.fail_after(WAIT_S):
+            await pair.b_sink.all_in.wait()
+        assert sorted(pair.b_sink.received) == list(range(9000))
+        assert _losses(pair.a) == {}
+        assert await pair.on_a(lambda d: d.manager.is_connected(pair.b_peer))
+        assert pair.a.counters.get("peers.down") == 0
+
+
+def _take_sends(driver: EngineDriver, peer: bytes, count: int) -> list[steps.SendEnvelope]:
+    """Invoke ``blast`` and poll by hand: its SendEnvelope steps, not executed (every
+    other step of that poll is)."""
+    driver.node.invoke("sink", "blast", {"peer": peer, "first": 0, "count": count})
+    ours: list[steps.SendEnvelope] = []
+    others = []
+    for step in driver.node.poll():
+        if isinstance(step, steps.SendEnvelope):  # heartbeat is off: only blast sends
+            ours.append(step)
+        else:
+            others.append(step)
+    driver.execute_all(others)
+    driver.manager.sends.flush()
+    assert len(ours) == count
+    return ours
+
+
+async def test_unsent_frames_of_a_closed_connection_fail_back_to_the_engine(
+    tmp_path: Path,
+) -> None:
+    async with two_daemons(tmp_path, heartbeat=False) as pair:
+        b_peer = pair.b_peer
+
+        def queue_then_close(d: EngineDriver) -> int:
+            # Frames queued but not flushed when the connection closes.
+            conn = d.manager.connection(b_peer)
+            assert conn is not None
+            for step in _take_sends(d, b_peer.to_bytes(), 3):
+                assert conn.enqueue(OutboundFrame(b"unsent", None, step.envelope))
+            conn.close("test_close")
+            health = d.node.peer_health(b_peer)
+            return 0 if health is None else health.consecutive_failures
+
+        before = await pair.on_a(queue_then_close)
+
+        def failures(d: EngineDriver) -> int:
+            health = d.node.peer_health(b_peer)
+            return 0 if health is None else health.consecutive_failures
+
+        with trio.fail_after(WAIT_S):
+            while await pair.on_a(failures) < before + 3:  # noqa: ASYNC110 - engine state
+                await trio.sleep(0.01)
+        assert pair.a.counters.get("send.failed_on_close") == 3
+        assert pair.b_sink.received == []
+
+
+async def test_frames_of_a_replaced_connection_are_requeued(tmp_path: Path) -> None:
+    async with two_daemons(tmp_path, heartbeat=False) as pair:
+        b_peer = pair.b_peer
+        pair.b_sink.expected = 2
+
+        def hand_back(d: EngineDriver) -> None:
+            frames = [
+                OutboundFrame(b"", None, step.envelope)
+                for step in _take_sends(d, b_peer.to_bytes(), 2)
+            ]
+            d.handle_input(UnsentIn(b_peer, frames, "duplicate_connection", requeue=True))
+
+        await pair.on_a(hand_back)
+        # Requeued, the engine emits both again (redelivered) and they reach b.
+        with trio.fail_after(WAIT_S):
+            await pair.b_sink.all_in.wait()
+        assert sorted(pair.b_sink.received) == [0, 1]
+        assert _losses(pair.a) == {}
