@@ -3,8 +3,9 @@
 Prints one JSON line per scenario: {"bench", "peers", "blocklist", "envelopes",
 "envelopes_per_s", "ns_per_envelope"}. Envelopes (100-byte payloads, sender addresses
 included) are pre-encoded; the timed loop delivers them and polls every `--batch` envelopes,
-on one core. Scenarios: 10 known peers, and 100 000 known peers plus 100 000 blocklist
-entries (senders cycle over all known peers, so per-peer lookups see the whole table).
+on one core; the best of `--repeat` timed runs is reported. Scenarios: 10 known peers, and
+100 000 known peers plus 100 000 blocklist entries (senders cycle over all known peers, so
+per-peer lookups see the whole table).
 Target (issue item 9): >= 100 000 envelopes/s, and the 100 000-peer figure within 20 % of
 the 10-peer figure. `--profile` prints a cProfile of the 10-peer run instead.
 """
@@ -76,13 +77,15 @@ def _run(node: Node, frames: list[tuple[PeerId, bytes]], count: int, batch: int)
     return events
 
 
-def scenario(peers: int, blocked: int, count: int, batch: int) -> dict[str, Any]:
+def scenario(peers: int, blocked: int, count: int, batch: int, repeat: int) -> dict[str, Any]:
     node, frames = _setup(peers, blocked)
     _run(node, frames, max(len(frames), 10_000), batch)  # warm-up: every sender seen once
-    start = time.perf_counter()
-    events = _run(node, frames, count, batch)
-    elapsed = time.perf_counter() - start
-    assert events == count, (events, count)
+    elapsed = float("inf")  # best of `repeat` runs: other processes only ever slow one down
+    for _ in range(repeat):
+        start = time.perf_counter()
+        events = _run(node, frames, count, batch)
+        elapsed = min(elapsed, time.perf_counter() - start)
+        assert events == count, (events, count)
     return {
         "bench": "engine_throughput",
         "peers": peers,
@@ -139,6 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs; the best is kept")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     if args.profile:
@@ -149,9 +153,9 @@ def main() -> None:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         return
-    small = scenario(10, 0, args.count, args.batch)
+    small = scenario(10, 0, args.count, args.batch, args.repeat)
     print(json.dumps(small), flush=True)
-    large = scenario(100_000, 100_000, args.count, args.batch)
+    large = scenario(100_000, 100_000, args.count, args.batch, args.repeat)
     print(json.dumps(large), flush=True)
     ratio = large["envelopes_per_s"] / small["envelopes_per_s"]
     print(json.dumps({"bench": "engine_throughput_ratio", "large_over_small": round(ratio, 3)}))

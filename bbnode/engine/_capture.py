@@ -40,13 +40,9 @@ from bbnode.engine.framework import (
 from bbnode.engine.ingress import IngressQueue, event_from_snapshot, event_to_snapshot
 from bbnode.engine.snapshot import (
     CURRENT_SNAPSHOT_SPEC_VERSION,
-    AddressBookEntrySnapshot,
-    BackoffEntry,
-    BlockEntrySnapshot,
     ComponentSnapshot,
     ExecutionStateSnapshot,
     FrameworkSnapshot,
-    HealthEntry,
     NodeSnapshot,
     PeerGovernorSnapshot,
     PendingAsyncSnapshot,
@@ -74,13 +70,13 @@ def _inbound_row(inbound: Inbound | None) -> list[Any] | None:
 
 
 def _governor_snapshot(engine: Engine) -> PeerGovernorSnapshot:
-    state = engine.governor.export_state()
+    state = engine.governor.export_rows()
     return PeerGovernorSnapshot(
         blocklist=state["blocklist"],
         allowlist=state["allowlist"],
-        health=[HealthEntry(*row) for row in state["health"]],
+        health=state["health"],
         failure_threshold=state["failure_threshold"],
-        block_entries=[BlockEntrySnapshot(*row) for row in state["block_entries"]],
+        block_entries=state["block_entries"],
     )
 
 
@@ -89,9 +85,10 @@ def _framework_snapshot(engine: Engine) -> FrameworkSnapshot:
     return FrameworkSnapshot(
         counters=engine.counters.export_state(),
         fired_phases=list(engine.fired_phases),
-        address_book=[AddressBookEntrySnapshot(*row) for row in engine.book.export_state()],
+        # the tables' own rows, shared: they are never mutated in place (see `rows.py`)
+        address_book=engine.book.export_rows(),
         peer_governor=_governor_snapshot(engine),
-        backoff_table=[BackoffEntry(*row) for row in engine.backoff.export_state()],
+        backoff_table=engine.backoff.export_rows(),
         pending_outbound=[
             PendingOutboundEntry(encode_envelope(envelope), True, peer.to_bytes())
             for peer, envelope, _redelivered in engine.pending_outbound
@@ -221,9 +218,9 @@ def _restore_framework(engine: Engine, fw: FrameworkSnapshot) -> None:
     governor = PeerGovernor.from_state(
         {
             "blocklist": gov.blocklist,
-            "block_entries": [list(e) for e in gov.block_entries],
+            "block_entries": gov.block_entries,
             "allowlist": gov.allowlist,
-            "health": [list(h) for h in gov.health],
+            "health": gov.health,
             "failure_threshold": gov.failure_threshold,
         }
     )
@@ -238,11 +235,9 @@ def _restore_framework(engine: Engine, fw: FrameworkSnapshot) -> None:
     backoff = BackoffTable(
         config.backoff_base_ns, config.backoff_max_ns, config.backoff_jitter, engine.rng
     )
-    backoff.restore_state([list(e) for e in fw.backoff_table])
+    backoff.restore_state(fw.backoff_table)
     engine.backoff = backoff
-    engine.book = AddressBook.from_state(
-        [list(e) for e in fw.address_book], config.address_book_cap
-    )
+    engine.book = AddressBook.from_state(fw.address_book, config.address_book_cap)
     engine.counters.restore_state(fw.counters)
     engine.dedup.restore_state(list(fw.inbound_dedup))
     if fw.requests:
@@ -275,8 +270,8 @@ def _restore_framework(engine: Engine, fw: FrameworkSnapshot) -> None:
                 raise RestoreError(f"pending_outbound[{i}]: no destination peer")
             peer = known[0]
         engine.pending_outbound.append((peer, envelope, True))
-    engine.suspects = {p for p, h in governor.iter_health() if h.consecutive_failures > 0}
-    engine.suspects.update(p for p, _state in backoff.entries())
+    engine.suspects = governor.suspect_keys()
+    engine.suspects.update(backoff.keys())
     engine.src_cache = {
         _peer(f"src_address_cache[{i}]", p): tuple(raw)
         for i, (p, raw) in enumerate(fw.src_address_cache)

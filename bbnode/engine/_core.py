@@ -126,7 +126,8 @@ class EngineCore:
 
         # peers with a failure recorded since their last success (membership only; rebuilt
         # from governor health and backoff on restore)
-        self.suspects: set[PeerId] = set()
+        # bytes of peers with a failure since their last success (see `record_success`)
+        self.suspects: set[bytes] = set()
         # contexts are reused per op site (a context is only valid during its dispatch)
         self.contexts: dict[int, Any] = {}
         # last src_peer_addresses merged per peer (skips re-parsing unchanged addresses)
@@ -186,9 +187,10 @@ class EngineCore:
         # Only a peer with a failure since its last success has anything to clear; skipping
         # the rewrite for the others keeps the per-envelope cost flat (their last_event_ns
         # then tracks the last failure/recovery, not every envelope).
-        if peer not in self.suspects:
+        key = peer.to_bytes()
+        if key not in self.suspects:
             return
-        self.suspects.discard(peer)
+        self.suspects.discard(key)
         self.backoff.record_success(peer)
         if self.governor.record_success(peer, self.now_ns) is _CAME_UP:
             self.transitions.append(PeerUp(peer))
@@ -197,7 +199,7 @@ class EngineCore:
 
     def record_failure(self, peer: PeerId) -> None:
         """A failed send/dial or a request timeout for `peer`: backoff, maybe `PeerDown`."""
-        self.suspects.add(peer)
+        self.suspects.add(peer.to_bytes())
         self.backoff.record_failure(peer, self.now_ns)
         if self.governor.record_failure(peer, self.now_ns) is _WENT_DOWN:
             self.transitions.append(PeerDown(peer))

@@ -103,7 +103,7 @@ class InboundMixin(SyscallsMixin):
             self.steps.append(WireDecodeFailed(frame_hash, len(data), exc.detail))
             return
         fills, fill_errors, correlation, deadline, _dest, src_addresses, _rtt = parts
-        if src in self.suspects:
+        if self.suspects and src.to_bytes() in self.suspects:
             self.record_success(src)
         if src_addresses and self.src_cache.get(src) != src_addresses:
             self._merge_sources(src, src_addresses)

@@ -176,8 +176,14 @@ class IngressQueue:
 
     def push(self, event: IngressEvent, size: int = 0) -> None:
         """Queue `event` accounting `size` bytes against the in-flight budget."""
-        with self.lock:
-            self.push_locked(event, size)
+        with self.lock:  # `push_locked`, inlined: this runs once per received envelope
+            if len(self._events) >= self.capacity:
+                raise IngressFull(self.capacity)
+            if size and self._inflight_bytes + size > self.max_inflight_bytes:
+                raise InflightBudgetExceeded(size, self._inflight_bytes, self.max_inflight_bytes)
+            self._events.append(event)
+            self._sizes.append(size)
+            self._inflight_bytes += size
 
     def push_locked(self, event: IngressEvent, size: int = 0) -> None:
         """`push` for a caller already holding `lock`."""

@@ -377,6 +377,6 @@ class Node:
         if config is None:
             config = NodeConfig.from_dict(snapshot.config)
         node = cls(peer_id, addresses, config)
-        with gc_paused():
+        with gc_paused(promote=True):
             restore_snapshot(node._engine, node._ingress, snapshot, list(components))
         return node

@@ -12,7 +12,8 @@ envelopes, RNG state, engine clock, ...) are *new* fields with defaults, like th
 Encoding: msgpack. Structs are maps keyed by field name, so a missing (older) field takes its
 default and an unknown (newer) one is ignored. Per-peer rows (address book, health, backoff,
 block entries) are compact arrays in the seed's field order, held as `NamedTuple`s in memory
-(cheap to build, encoded as arrays as they are). `slot_table` is a list of
+(defined in `bbnode.engine.framework.rows`: the framework tables store these very rows, so
+capture and restore hand them over instead of converting 100 000 of them). `slot_table` is a list of
 `[site, exec_id, bytes | None]` (msgpack maps cannot key by tuple). Engine values inside
 (op inputs, timer payloads) use the ext types of `bbnode.engine._codec` (PeerId = 1,
 Address = 2, Correlation = 3). `decode` raises `SnapshotDecodeError` naming the field for
@@ -23,13 +24,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Final, NamedTuple, TypeVar
+from itertools import repeat
+from typing import Any, Final, TypeVar
 
 import msgpack
 
 from bbnode.engine._codec import pack, unpack
 from bbnode.engine._gcpause import gc_paused
 from bbnode.engine.errors import SnapshotDecodeError, SpecVersionMismatch
+from bbnode.engine.framework.rows import (
+    AddressBookEntrySnapshot,
+    BackoffEntry,
+    BlockEntrySnapshot,
+    HealthEntry,
+)
 from bbnode.ids import Address, IdError
 
 __all__ = [
@@ -56,41 +64,6 @@ CURRENT_SNAPSHOT_SPEC_VERSION: Final = 1
 
 #: An ingress event in the seed's externally tagged form, e.g. ``{"TimerMatured": {...}}``.
 IngressEventSnapshot = dict[str, Any]
-
-
-# -- per-peer rows (compact arrays on the wire) ---------------------------------------------------
-class AddressBookEntrySnapshot(NamedTuple):
-    """One peer's address-book entry (seed field names)."""
-
-    peer_id: bytes
-    addresses: list[bytes]
-    ref_count: int
-
-
-class HealthEntry(NamedTuple):
-    """`(peer, consecutive_failures, last_event_ns, down)` as in the seed's health tuples."""
-
-    peer: bytes
-    consecutive_failures: int
-    last_event_ns: int
-    down: bool
-
-
-class BlockEntrySnapshot(NamedTuple):
-    """bbnode: one ban with its expiry (None = permanent) and source (config|runtime)."""
-
-    peer: bytes
-    until_ns: int | None
-    source: str
-
-
-class BackoffEntry(NamedTuple):
-    """One peer's backoff state (seed field names)."""
-
-    peer: bytes
-    attempts: int
-    last_attempt_ns: int
-    next_retry_ns: int
 
 
 # -- structs ---------------------------------------------------------------------------------------
@@ -238,7 +211,7 @@ class NodeSnapshot:
         """Parse `encode()` output; `SnapshotDecodeError` / `SpecVersionMismatch`."""
         if not isinstance(data, bytes | bytearray | memoryview):
             raise SnapshotDecodeError(f"snapshot: expected bytes, got {type(data).__name__}")
-        with gc_paused():
+        with gc_paused(promote=True):
             try:
                 raw = unpack(bytes(data))
             except (ValueError, TypeError, IdError, msgpack.UnpackException) as exc:
@@ -316,12 +289,24 @@ def _bool(where: str, raw: Any) -> bool:
 
 
 def _rows(where: str, raw: Any, row_type: Any) -> list[Any]:
-    """Per-peer rows as NamedTuples (`_make` is the cheapest constructor; arity is checked)."""
+    """Per-peer rows as NamedTuples; only the arity is checked here.
+
+    The field values are checked once, by the restore (`AddressBook.restore_state` and
+    friends check whole columns at once and adopt the rows as they are). When every row is a
+    list of the right length, `tuple.__new__` mapped in C builds them (no Python call per
+    row); otherwise `_make` row by row says what is wrong.
+    """
     rows = _list(where, raw)
+    width = len(row_type._fields)
+    if set(map(type, rows)) <= _LIST_ONLY and set(map(len, rows)) <= {width}:
+        return list(map(tuple.__new__, repeat(row_type, len(rows)), rows))
     try:
         return list(map(row_type._make, rows))
     except TypeError as exc:
         raise SnapshotDecodeError(f"{where}: malformed row: {exc}") from None
+
+
+_LIST_ONLY: Final = frozenset({list})
 
 
 def _struct(

@@ -17,8 +17,9 @@ reference nor inflates one, but does count as an insertion for eviction order.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Final
 
 from bbnode.engine.framework._check import (
@@ -26,11 +27,17 @@ from bbnode.engine.framework._check import (
     state_int,
     state_list,
     state_peer,
-    state_peer_fast,
     state_row,
     usage_int,
 )
 from bbnode.engine.framework.errors import FrameworkStateError, FrameworkUsageError
+from bbnode.engine.framework.rows import (
+    AddressBookEntrySnapshot,
+    columns,
+    int_column_ok,
+    ip_tcp_addresses_ok,
+    peer_column_ok,
+)
 from bbnode.ids import Address, IdError, PeerId
 
 __all__ = [
@@ -59,30 +66,6 @@ class AddressBookEntry:
     """References held by protocols / transport / application."""
 
 
-class _Entry:
-    """Mutable per-peer record (private; exposed as `AddressBookEntry`).
-
-    `raw` holds the addresses' binary forms (what dedup, eviction and snapshots work on);
-    `parsed` the matching `Address` objects, built on first lookup and kept until `raw`
-    changes, so a restored book of 100 000 peers does not parse 100 000 addresses up front.
-    """
-
-    __slots__ = ("inserted", "parsed", "raw", "ref_count")
-
-    def __init__(self, inserted: int) -> None:
-        self.raw: list[bytes] = []
-        self.parsed: tuple[Address, ...] | None = ()
-        self.ref_count = 0
-        self.inserted = inserted  # insertion sequence number: eviction order
-
-    def addresses(self) -> tuple[Address, ...]:
-        parsed = self.parsed
-        if parsed is None:
-            # Only bytes that `_check_address` (or an Address) vouched for get here.
-            parsed = self.parsed = tuple([Address.from_bytes(b) for b in self.raw])
-        return parsed
-
-
 # Multicodec codes of the segments in the common `/ip4|ip6/<a>/tcp/<port>` address.
 _IP4: Final = 0x04
 _IP6: Final = 0x29
@@ -107,11 +90,32 @@ def _check_address(data: bytes) -> None:
 class AddressBook:
     """Ref-counted peer -> addresses map with a peer cap and LRI eviction of unreferenced peers.
 
-    Eviction uses a heap of `(inserted, peer)` for unreferenced peers, validated lazily, so an
-    insert at the cap costs O(log n) however many referenced peers there are.
+    State is keyed by the peer's multihash bytes: `_rows` holds each peer's
+    `AddressBookEntrySnapshot` row (exactly what a snapshot stores, so capture and restore
+    adopt rows instead of converting them; a row's address list is never mutated in place,
+    a change builds a new row, so a row shared with a snapshot stays as captured); its
+    insertion sequence number (eviction order; `_rows` is kept in that order too) is in
+    `_inserted` for peers inserted since the last restore, and is its 1-based position in
+    `_restored` for the others (that index is built only if an eviction or release needs
+    it); `_parsed` holds the `Address` objects of peers looked up since their addresses last
+    changed (parsed on first lookup, so a restored book of 100 000 peers parses nothing).
+
+    Eviction uses a heap of `(inserted, peer bytes)` for unreferenced peers, validated lazily,
+    so an insert at the cap costs O(log n) however many referenced peers there are. After a
+    restore the heap is built on the first eviction, from `_rows` (already in heap order).
     """
 
-    __slots__ = ("_entries", "_evictable", "_max_addresses", "_max_peers", "_seq")
+    __slots__ = (
+        "_evictable",
+        "_inserted",
+        "_max_addresses",
+        "_max_peers",
+        "_parsed",
+        "_restored",
+        "_restored_index",
+        "_rows",
+        "_seq",
+    )
 
     def __init__(
         self,
@@ -121,8 +125,12 @@ class AddressBook:
         """An empty book holding at most `max_peers` peers."""
         self._max_peers = usage_int("max_peers", max_peers, minimum=1)
         self._max_addresses = usage_int("max_addresses_per_peer", max_addresses_per_peer, 1)
-        self._entries: dict[PeerId, _Entry] = {}
-        self._evictable: list[tuple[int, PeerId]] = []
+        self._rows: dict[bytes, AddressBookEntrySnapshot] = {}
+        self._inserted: dict[bytes, int] = {}
+        self._restored: Sequence[bytes] = ()
+        self._restored_index: dict[bytes, int] | None = None
+        self._parsed: dict[bytes, tuple[Address, ...]] = {}
+        self._evictable: list[tuple[int, bytes]] | None = []
         self._seq = 0
 
     @property
@@ -145,138 +153,215 @@ class AddressBook:
                 raise FrameworkUsageError(
                     f"insert: addresses must be Address, got {type(address).__name__}"
                 )
-        entries = self._entries
-        entry = entries.pop(peer, None)
-        if entry is None:
-            if len(entries) >= self._max_peers and not self._evict_one():
+        key = peer.to_bytes()
+        rows = self._rows
+        row = rows.pop(key, None)
+        if row is None:
+            if len(rows) >= self._max_peers and not self._evict_one():
                 return False
-            entry = _Entry(0)
-        entries[peer] = entry  # (re)inserted last: the dict stays in eviction order
+            row = AddressBookEntrySnapshot(key, [], 0)
         self._seq += 1
-        entry.inserted = self._seq
-        known = entry.raw
-        parsed = entry.parsed
-        changed = False
+        self._inserted[key] = self._seq
+        known = row.addresses
+        added: list[bytes] = []
+        added_parsed: list[Address] = []
         for address in new_addresses:
             data = address.to_bytes()
-            if data not in known:
-                known.append(data)
-                changed = True
-                if parsed is not None:
-                    parsed = (*parsed, address)
-        if changed:
-            if len(known) > self._max_addresses:
-                drop = len(known) - self._max_addresses
-                del known[:drop]
-                if parsed is not None:
-                    parsed = parsed[drop:]
-            entry.parsed = parsed
-        if ref:
-            entry.ref_count += 1
-        else:
-            if entry.ref_count == 0:
-                self._push_evictable(entry.inserted, peer)
+            if data not in known and data not in added:
+                added.append(data)
+                added_parsed.append(address)
+        ref_count = row.ref_count + 1 if ref else row.ref_count
+        if added:
+            merged = known + added
+            drop = max(0, len(merged) - self._max_addresses)
+            parsed = self._parsed.get(key)
+            if parsed is not None:
+                self._parsed[key] = (*parsed, *added_parsed)[drop:]
+            row = AddressBookEntrySnapshot(key, merged[drop:], ref_count)
+        elif ref:
+            row = AddressBookEntrySnapshot(key, known, ref_count)
+        rows[key] = row  # (re)inserted last: the dict stays in eviction order
+        if ref_count == 0:
+            self._push_evictable(self._seq, key)
         return True
 
     def release(self, peer: PeerId) -> None:
         """Drop one reference on `peer` (floor 0; unknown peers are ignored)."""
-        entry = self._entries.get(peer)
-        if entry is None or entry.ref_count == 0:
+        key = peer.to_bytes()
+        row = self._rows.get(key)
+        if row is None or row.ref_count == 0:
             return
-        entry.ref_count -= 1
-        if entry.ref_count == 0:
-            self._push_evictable(entry.inserted, peer)
+        self._rows[key] = row = AddressBookEntrySnapshot(key, row.addresses, row.ref_count - 1)
+        if row.ref_count == 0:
+            self._push_evictable(self._seq_of(key), key)
 
     def remove(self, peer: PeerId) -> bool:
         """Forget `peer` whatever its ref count; True if it was known."""
-        return self._entries.pop(peer, None) is not None
+        return self._forget(peer.to_bytes())
 
-    def _push_evictable(self, inserted: int, peer: PeerId) -> None:
-        heapq.heappush(self._evictable, (inserted, peer))
-        if len(self._evictable) > 2 * len(self._entries) + _HEAP_SLACK:
-            self._evictable = [item for item in self._evictable if self._is_current(*item)]
-            heapq.heapify(self._evictable)
+    def _forget(self, key: bytes) -> bool:
+        if self._rows.pop(key, None) is None:
+            return False
+        self._inserted.pop(key, None)  # (a restored peer may have no entry: see `_seq_of`)
+        self._parsed.pop(key, None)
+        return True
 
-    def _is_current(self, inserted: int, peer: PeerId) -> bool:
-        entry = self._entries.get(peer)
-        return entry is not None and entry.ref_count == 0 and entry.inserted == inserted
+    def _push_evictable(self, inserted: int, key: bytes) -> None:
+        heap = self._evictable
+        if heap is None:
+            return  # not built yet: the build will find this peer in `_rows`
+        heapq.heappush(heap, (inserted, key))
+        if len(heap) > 2 * len(self._rows) + _HEAP_SLACK:
+            heap = [item for item in heap if self._is_current(*item)]
+            heapq.heapify(heap)
+            self._evictable = heap
+
+    def _is_current(self, inserted: int, key: bytes) -> bool:
+        row = self._rows.get(key)
+        return row is not None and row.ref_count == 0 and self._seq_of(key) == inserted
+
+    def _seq_of(self, key: bytes) -> int:
+        """The insertion sequence number of `key` (a peer in `_rows`)."""
+        seq = self._inserted.get(key)
+        if seq is not None:
+            return seq
+        index = self._restored_index
+        if index is None:
+            index = self._restored_index = dict(
+                zip(self._restored, range(1, len(self._restored) + 1), strict=True)
+            )
+        return index[key]
 
     def _evict_one(self) -> bool:
         heap = self._evictable
+        if heap is None:
+            seq_of = self._seq_of
+            # `_rows` is in insertion order, so this list is sorted: already a heap.
+            heap = self._evictable = [
+                (seq_of(key), key) for key, row in self._rows.items() if row.ref_count == 0
+            ]
         while heap:
-            inserted, peer = heapq.heappop(heap)
-            if self._is_current(inserted, peer):
-                del self._entries[peer]
+            inserted_at, key = heapq.heappop(heap)
+            if self._is_current(inserted_at, key):
+                self._forget(key)
                 return True
         return False
 
     # reading --------------------------------------------------------------------------------
     def lookup(self, peer: PeerId) -> tuple[Address, ...]:
         """`peer`'s addresses, first-learned first; empty if unknown."""
-        entry = self._entries.get(peer)
-        return () if entry is None else entry.addresses()
+        key = peer.to_bytes()
+        parsed = self._parsed.get(key)
+        if parsed is not None:
+            return parsed
+        row = self._rows.get(key)
+        if row is None:
+            return ()
+        # Only bytes that `_check_address` (or an Address) vouched for are in a row.
+        parsed = self._parsed[key] = tuple([Address.from_bytes(b) for b in row.addresses])
+        return parsed
 
     def lookup_bytes(self, peer: PeerId) -> tuple[bytes, ...]:
         """`lookup` in binary form (what an envelope carries), without parsing anything."""
-        entry = self._entries.get(peer)
-        return () if entry is None else tuple(entry.raw)
+        row = self._rows.get(peer.to_bytes())
+        return () if row is None else tuple(row.addresses)
 
     def entry(self, peer: PeerId) -> AddressBookEntry | None:
         """A frozen view of `peer`'s entry, or None."""
-        entry = self._entries.get(peer)
-        if entry is None:
+        row = self._rows.get(peer.to_bytes())
+        if row is None:
             return None
-        return AddressBookEntry(peer, entry.addresses(), entry.ref_count)
+        return AddressBookEntry(peer, self.lookup(peer), row.ref_count)
 
     def peers(self) -> list[PeerId]:
         """Known peers, least-recently-inserted first."""
-        return list(self._entries)  # kept in insertion order by `insert`
+        return [PeerId(key) for key in self._rows]  # kept in insertion order by `insert`
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._rows)
 
     def __contains__(self, peer: object) -> bool:
-        return peer in self._entries
+        return isinstance(peer, PeerId) and peer.to_bytes() in self._rows
 
     # snapshot -------------------------------------------------------------------------------
+    def export_rows(self) -> list[AddressBookEntrySnapshot]:
+        """The rows themselves, least-recently-inserted first (what a snapshot stores).
+
+        Shared, not copied: the book never mutates a row or its address list in place.
+        """
+        return list(self._rows.values())
+
     def export_state(self) -> list[list[Any]]:
         """`[[peer_bytes, [address_bytes, ...], ref_count], ...]`, least-recently-inserted first.
 
         The row order is the eviction order, so a restored book evicts the same peers next.
         """
-        return [[peer.to_bytes(), list(e.raw), e.ref_count] for peer, e in self._entries.items()]
+        return [[key, list(addresses), ref] for key, addresses, ref in self._rows.values()]
 
-    def restore_state(self, rows: list[Any]) -> None:
-        """Replace everything with `rows` (as exported); nothing changes if a row is bad.
-
-        Rows beyond `max_peers` are refused rather than silently dropped.
+    def restore_state(self, rows: Sequence[Any]) -> None:
+        """Replace everything with `rows` (as exported, or `export_rows()` rows); nothing
+        changes if a row is bad. Rows beyond `max_peers` are refused rather than dropped.
         """
         where = "address_book"
-        rows = state_list(where, rows)
+        if not isinstance(rows, list | tuple):
+            rows = state_list(where, rows)
         if len(rows) > self._max_peers:
             raise FrameworkStateError(
                 f"{where}: {len(rows)} peers exceed max_peers {self._max_peers}"
             )
-        entries: dict[PeerId, _Entry] = {}
+        checked = self._checked_rows(rows)
+        if checked is not None:
+            keys, adopted = checked
+            by_peer = dict(zip(keys, adopted, strict=True))
+        if checked is None or len(by_peer) != len(keys):  # (a duplicate: say which)
+            adopted = self._normalised_rows(where, rows)
+            keys = tuple([row[0] for row in adopted])
+            by_peer = dict(zip(keys, adopted, strict=True))
+        self._rows = by_peer
+        self._inserted = {}
+        self._restored = keys
+        self._restored_index = None
+        self._parsed = {}
+        self._seq = len(keys)
+        self._evictable = None
+
+    def _checked_rows(
+        self, rows: Sequence[Any]
+    ) -> tuple[tuple[bytes, ...], list[AddressBookEntrySnapshot]] | None:
+        """`(peer column, rows as row tuples)` when every field of every row is plainly valid
+        (column checks; duplicate peers are the caller's to spot), else None."""
+        cols = columns(rows, 3)
+        if cols is None:
+            return None
+        peers, addresses, refs = cols
+        if not (
+            peer_column_ok(peers)
+            and int_column_ok(refs)
+            and ip_tcp_addresses_ok(addresses, self._max_addresses)
+        ):
+            return None
+        if (
+            rows
+            and rows[0].__class__ is AddressBookEntrySnapshot
+            and set(map(type, rows)) == {AddressBookEntrySnapshot}
+        ):
+            return peers, list(rows)
+        return peers, list(map(tuple.__new__, repeat(AddressBookEntrySnapshot), rows))
+
+    def _normalised_rows(self, where: str, rows: Sequence[Any]) -> list[AddressBookEntrySnapshot]:
+        """Check every row, naming the first bad one; drop duplicate and surplus addresses."""
+        seen: set[bytes] = set()
+        out: list[AddressBookEntrySnapshot] = []
         max_addresses = self._max_addresses
         for i, raw in enumerate(rows):
-            if raw.__class__ is list and len(raw) == 3:
-                peer_raw, addresses_raw, ref_raw = raw
-            else:
-                peer_raw, addresses_raw, ref_raw = state_row(f"{where}[{i}]", raw, 3)
-            peer = state_peer_fast(peer_raw)
-            if peer is None:
-                peer = state_peer(f"{where}[{i}].peer", peer_raw)
-            if peer in entries:
-                raise FrameworkStateError(f"{where}[{i}].peer: duplicate peer {peer}")
-            entry = _Entry(i + 1)
-            entry.parsed = None
-            known = entry.raw
-            if addresses_raw.__class__ is not list:
-                addresses_raw = state_list(f"{where}[{i}].addresses", addresses_raw)
-            for j, data in enumerate(addresses_raw):
-                if data.__class__ is not bytes:
-                    data = state_bytes(f"{where}[{i}].addresses[{j}]", data)
+            peer_raw, addresses_raw, ref_raw = state_row(f"{where}[{i}]", raw, 3)
+            key = state_peer(f"{where}[{i}].peer", peer_raw).to_bytes()
+            if key in seen:
+                raise FrameworkStateError(f"{where}[{i}].peer: duplicate peer {PeerId(key)}")
+            seen.add(key)
+            known: list[bytes] = []
+            for j, item in enumerate(state_list(f"{where}[{i}].addresses", addresses_raw)):
+                data = state_bytes(f"{where}[{i}].addresses[{j}]", item)
                 try:
                     _check_address(data)
                 except IdError as exc:
@@ -284,23 +369,18 @@ class AddressBook:
                 if data not in known:
                     known.append(data)
             del known[: max(0, len(known) - max_addresses)]
-            if ref_raw.__class__ is not int or ref_raw < 0:
-                ref_raw = state_int(f"{where}[{i}].ref_count", ref_raw)
-            entry.ref_count = ref_raw
-            entries[peer] = entry
-        self._entries = entries
-        self._seq = len(rows)
-        self._evictable = [(e.inserted, p) for p, e in entries.items() if e.ref_count == 0]
-        heapq.heapify(self._evictable)
+            ref_count = state_int(f"{where}[{i}].ref_count", ref_raw)
+            out.append(AddressBookEntrySnapshot(key, known, ref_count))
+        return out
 
     @classmethod
     def from_state(
         cls,
-        rows: list[Any],
+        rows: Sequence[Any],
         max_peers: int = DEFAULT_ADDRESS_BOOK_MAX_PEERS,
         max_addresses_per_peer: int = DEFAULT_MAX_ADDRESSES_PER_PEER,
     ) -> AddressBook:
-        """A new book rebuilt from `export_state()` rows."""
+        """A new book rebuilt from `export_state()` (or `export_rows()`) rows."""
         book = cls(max_peers, max_addresses_per_peer)
         book.restore_state(rows)
         return book

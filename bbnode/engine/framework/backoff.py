@@ -13,8 +13,9 @@ blog, "Exponential Backoff and Jitter") draws the actual wait uniformly from
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Final
 
 from bbnode.engine.framework._check import (
@@ -25,6 +26,7 @@ from bbnode.engine.framework._check import (
     usage_int,
 )
 from bbnode.engine.framework.errors import FrameworkStateError, FrameworkUsageError
+from bbnode.engine.framework.rows import BackoffEntry, columns, int_column_ok, peer_column_ok
 from bbnode.ids import PeerId
 
 __all__ = ["DEFAULT_BACKOFF_BASE_NS", "DEFAULT_BACKOFF_MAX_NS", "BackoffState", "BackoffTable"]
@@ -69,7 +71,8 @@ class BackoffTable:
             raise FrameworkUsageError(f"rng must be a random.Random, got {type(rng).__name__}")
         self._jitter = bool(jitter)
         self._rng = rng if rng is not None else (random.Random() if jitter else None)
-        self._entries: dict[PeerId, BackoffState] = {}
+        # peer bytes -> its snapshot row (what capture hands over and restore adopts as is)
+        self._entries: dict[bytes, BackoffEntry] = {}
 
     @property
     def base_ns(self) -> int:
@@ -96,37 +99,44 @@ class BackoffTable:
 
     def record_failure(self, peer: PeerId, now_ns: int) -> BackoffState:
         """Count a failure at `now_ns`; return the new state (attempts+1, next_retry_ns)."""
-        previous = self._entries.get(peer)
+        key = peer.to_bytes()
+        previous = self._entries.get(key)
         attempts = 1 if previous is None else previous.attempts + 1
         delay = self.delay_ns(attempts)
         if self._rng is not None and self._jitter:
             delay = self._rng.randint(0, delay)
-        state = BackoffState(attempts, now_ns, now_ns + delay)
-        self._entries[peer] = state
-        return state
+        self._entries[key] = BackoffEntry(key, attempts, now_ns, now_ns + delay)
+        return BackoffState(attempts, now_ns, now_ns + delay)
 
     def record_success(self, peer: PeerId) -> None:
         """Clear `peer`'s entry: the next failure starts again from base."""
-        self._entries.pop(peer, None)
+        self._entries.pop(peer.to_bytes(), None)
 
     def should_retry(self, peer: PeerId, now_ns: int) -> bool:
         """True when `peer` has no entry or `now_ns >= next_retry_ns`."""
-        state = self._entries.get(peer)
-        return state is None or now_ns >= state.next_retry_ns
+        row = self._entries.get(peer.to_bytes())
+        return row is None or now_ns >= row.next_retry_ns
 
     def state(self, peer: PeerId) -> BackoffState | None:
         """`peer`'s backoff, or None if it has none."""
-        return self._entries.get(peer)
+        row = self._entries.get(peer.to_bytes())
+        return None if row is None else BackoffState(row[1], row[2], row[3])
 
     def entries(self) -> Iterator[tuple[PeerId, BackoffState]]:
         """Every `(peer, state)`, in first-failure order."""
-        return iter(list(self._entries.items()))
+        return iter(
+            [(PeerId(r[0]), BackoffState(r[1], r[2], r[3])) for r in self._entries.values()]
+        )
+
+    def keys(self) -> list[bytes]:
+        """Bytes of every peer with an entry."""
+        return list(self._entries)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def __contains__(self, peer: object) -> bool:
-        return peer in self._entries
+        return isinstance(peer, PeerId) and peer.to_bytes() in self._entries
 
     # snapshot -------------------------------------------------------------------------------
     def export_state(self) -> list[list[Any]]:
@@ -135,24 +145,60 @@ class BackoffTable:
         The rng's position is not exported: after a restore, jitter draws continue from
         whatever rng the new table was given.
         """
-        return sorted(
-            [peer.to_bytes(), s.attempts, s.last_attempt_ns, s.next_retry_ns]
-            for peer, s in self._entries.items()
-        )
+        return [list(row) for row in self.export_rows()]
 
-    def restore_state(self, rows: list[Any]) -> None:
-        """Replace every entry with `rows` (as exported); nothing changes if a row is bad."""
+    def export_rows(self) -> list[BackoffEntry]:
+        """The rows themselves (what a snapshot stores), sorted by peer bytes."""
+        return sorted(self._entries.values())
+
+    def restore_state(self, rows: Sequence[Any]) -> None:
+        """Replace every entry with `rows` (as exported, or `export_rows()` rows); nothing
+        changes if a row is bad."""
         where = "backoff_table"
-        fresh: dict[PeerId, BackoffState] = {}
-        for i, raw in enumerate(state_list(where, rows)):
-            at = f"{where}[{i}]"
-            peer_raw, attempts, last, next_retry = state_row(at, raw, 4)
-            peer = state_peer(f"{at}.peer", peer_raw)
-            if peer in fresh:
-                raise FrameworkStateError(f"{at}.peer: duplicate peer {peer}")
-            fresh[peer] = BackoffState(
+        if not isinstance(rows, list):
+            rows = state_list(where, rows)
+        checked = _checked_rows(rows)
+        if checked is None:
+            checked = _normalised_rows(where, rows)
+        self._entries = dict(zip([row[0] for row in checked], checked, strict=True))
+
+
+def _checked_rows(rows: Sequence[Any]) -> list[BackoffEntry] | None:
+    """`rows` as row tuples when every column checks out at once (no duplicates), else None."""
+    cols = columns(rows, 4)
+    if cols is None:
+        return None
+    peers, attempts, last, next_retry = cols
+    if not (
+        peer_column_ok(peers)
+        and int_column_ok(attempts, minimum=1)
+        and int_column_ok(last)
+        and int_column_ok(next_retry)
+        and len(set(peers)) == len(peers)
+    ):
+        return None
+    if set(map(type, rows)) == {BackoffEntry}:
+        return list(rows)
+    return list(map(tuple.__new__, repeat(BackoffEntry), rows))
+
+
+def _normalised_rows(where: str, rows: Sequence[Any]) -> list[BackoffEntry]:
+    """Check every row, naming the first bad one."""
+    out: list[BackoffEntry] = []
+    seen: set[bytes] = set()
+    for i, raw in enumerate(rows):
+        at = f"{where}[{i}]"
+        peer_raw, attempts, last, next_retry = state_row(at, raw, 4)
+        key = state_peer(f"{at}.peer", peer_raw).to_bytes()
+        if key in seen:
+            raise FrameworkStateError(f"{at}.peer: duplicate peer {PeerId(key)}")
+        seen.add(key)
+        out.append(
+            BackoffEntry(
+                key,
                 state_int(f"{at}.attempts", attempts, minimum=1),
                 state_int(f"{at}.last_attempt_ns", last),
                 state_int(f"{at}.next_retry_ns", next_retry),
             )
-        self._entries = fresh
+        )
+    return out

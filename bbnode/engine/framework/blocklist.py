@@ -82,11 +82,15 @@ class BlockTable:
     # hot path -------------------------------------------------------------------------------
     def is_blocked(self, peer: PeerId, now_ns: int | None) -> bool:
         """True while any of `peer`'s entries is in force at `now_ns`."""
-        entry = self._config.get(peer)
-        if entry is not None and (
-            entry.until_ns is None or now_ns is None or now_ns < entry.until_ns
-        ):
-            return True
+        # An empty layer is skipped without hashing `peer` (a Python-level __hash__ call).
+        if self._config:
+            entry = self._config.get(peer)
+            if entry is not None and (
+                entry.until_ns is None or now_ns is None or now_ns < entry.until_ns
+            ):
+                return True
+        if not self._runtime:
+            return False
         entry = self._runtime.get(peer)
         return entry is not None and (
             entry.until_ns is None or now_ns is None or now_ns < entry.until_ns

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Final
 
 from bbnode.engine.framework._check import (
@@ -48,6 +49,14 @@ from bbnode.engine.framework.decisions import (
     LifecycleTransition,
 )
 from bbnode.engine.framework.errors import FrameworkStateError, FrameworkUsageError
+from bbnode.engine.framework.rows import (
+    BlockEntrySnapshot,
+    HealthEntry,
+    bool_column_ok,
+    columns,
+    int_column_ok,
+    peer_column_ok,
+)
 from bbnode.ids import PeerId
 
 __all__ = ["DEFAULT_FAILURE_THRESHOLD", "PeerGovernor", "PeerHealth"]
@@ -66,9 +75,6 @@ class PeerHealth:
     """`now_ns` of the last `record_success` / `record_failure`."""
     down: bool
     """True once the streak reached the threshold; stays true until a success."""
-
-
-_HEALTHY_UP: Final = PeerHealth(0, 0, False)
 
 
 def _clamp_threshold(value: object) -> int:
@@ -91,7 +97,8 @@ class PeerGovernor:
         self._failure_threshold = _clamp_threshold(failure_threshold)
         self._blocks = BlockTable()
         self._allowlist: frozenset[PeerId] | None = None
-        self._health: dict[PeerId, PeerHealth] = {}
+        # peer bytes -> its snapshot row (what capture hands over and restore adopts as is)
+        self._health: dict[bytes, HealthEntry] = {}
 
     # configuration --------------------------------------------------------------------------
     @property
@@ -203,32 +210,38 @@ class PeerGovernor:
     # health ---------------------------------------------------------------------------------
     def record_success(self, peer: PeerId, now_ns: int) -> LifecycleTransition:
         """A successful exchange: clear the streak; `CAME_UP` only if the peer was down."""
-        previous = self._health.get(peer)
-        self._health[peer] = PeerHealth(0, now_ns, False)
+        key = peer.to_bytes()
+        previous = self._health.get(key)
+        self._health[key] = HealthEntry(key, 0, now_ns, False)
         if previous is not None and previous.down:
             return LifecycleTransition.CAME_UP
         return LifecycleTransition.NONE
 
     def record_failure(self, peer: PeerId, now_ns: int) -> LifecycleTransition:
         """A failed exchange: extend the streak; `WENT_DOWN` once, when it reaches the threshold."""
-        previous = self._health.get(peer, _HEALTHY_UP)
-        failures = previous.consecutive_failures + 1
-        just_went_down = not previous.down and failures >= self._failure_threshold
-        self._health[peer] = PeerHealth(failures, now_ns, previous.down or just_went_down)
+        key = peer.to_bytes()
+        previous = self._health.get(key)
+        if previous is None:
+            failures, was_down = 1, False
+        else:
+            failures, was_down = previous.consecutive_failures + 1, previous.down
+        just_went_down = not was_down and failures >= self._failure_threshold
+        self._health[key] = HealthEntry(key, failures, now_ns, was_down or just_went_down)
         return LifecycleTransition.WENT_DOWN if just_went_down else LifecycleTransition.NONE
 
     def peer_health(self, peer: PeerId) -> PeerHealth | None:
         """`peer`'s health, or None if nothing was ever recorded for it."""
-        return self._health.get(peer)
+        row = self._health.get(peer.to_bytes())
+        return None if row is None else PeerHealth(row[1], row[2], row[3])
 
     def is_down(self, peer: PeerId) -> bool:
         """True while `peer` is marked down."""
-        health = self._health.get(peer)
-        return health is not None and health.down
+        row = self._health.get(peer.to_bytes())
+        return row is not None and row.down
 
     def iter_health(self) -> Iterator[tuple[PeerId, PeerHealth]]:
         """Every `(peer, health)` pair, in first-recorded order."""
-        return iter(list(self._health.items()))
+        return iter([(PeerId(r[0]), PeerHealth(r[1], r[2], r[3])) for r in self._health.values()])
 
     def tracked_peers(self) -> int:
         """Number of peers with recorded health."""
@@ -242,11 +255,18 @@ class PeerGovernor:
             )
         usage_int("restore_health: consecutive_failures", health.consecutive_failures)
         usage_int("restore_health: last_event_ns", health.last_event_ns)
-        self._health[peer] = health
+        key = peer.to_bytes()
+        self._health[key] = HealthEntry(
+            key, health.consecutive_failures, health.last_event_ns, health.down
+        )
 
     def forget_health(self, peer: PeerId) -> bool:
         """Drop `peer`'s health record (e.g. when it leaves the address book)."""
-        return self._health.pop(peer, None) is not None
+        return self._health.pop(peer.to_bytes(), None) is not None
+
+    def suspect_keys(self) -> set[bytes]:
+        """Bytes of the peers with a failure streak (`consecutive_failures > 0`)."""
+        return {row[0] for row in self._health.values() if row[1] > 0}
 
     # snapshot -------------------------------------------------------------------------------
     def export_state(self) -> dict[str, Any]:
@@ -255,19 +275,29 @@ class PeerGovernor:
         `blocklist` (every banned peer) keeps the upstream `PeerGovernorSnapshot` field;
         `block_entries` adds expiry and source, and is what `from_state` prefers.
         """
+        state = self.export_rows()
+        state["block_entries"] = [list(row) for row in state["block_entries"]]
+        state["health"] = [list(row) for row in state["health"]]
+        return state
+
+    def export_rows(self) -> dict[str, Any]:
+        """`export_state()` with `block_entries` and `health` as row tuples (what a snapshot
+        stores; the health rows are the governor's own, shared, never mutated in place)."""
         allow = self._allowlist
         return {
             "blocklist": [peer.to_bytes() for peer in self._blocks.peers()],
             "block_entries": [
-                [e.peer.to_bytes(), e.until_ns, e.source] for e in self._blocks.entries()
+                BlockEntrySnapshot(e.peer.to_bytes(), e.until_ns, e.source)
+                for e in self._blocks.entries()
             ],
             "allowlist": None if allow is None else sorted(p.to_bytes() for p in allow),
-            "health": sorted(
-                [p.to_bytes(), h.consecutive_failures, h.last_event_ns, h.down]
-                for p, h in self._health.items()
-            ),
+            "health": self.health_rows(),
             "failure_threshold": self._failure_threshold,
         }
+
+    def health_rows(self) -> list[HealthEntry]:
+        """The health rows themselves, sorted by peer bytes."""
+        return sorted(self._health.values())
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> PeerGovernor:
@@ -314,23 +344,40 @@ class PeerGovernor:
                 for i, raw in enumerate(state_list(f"{where}.allowlist", allow_raw))
             ]
         )
-        health: list[tuple[PeerId, PeerHealth]] = []
-        for i, raw in enumerate(state_list(f"{where}.health", state.get("health", []))):
-            at = f"{where}.health[{i}]"
-            peer_raw, failures, last, down = state_row(at, raw, 4)
-            health.append(
-                (
-                    state_peer(f"{at}.peer", peer_raw),
-                    PeerHealth(
-                        state_int(f"{at}.consecutive_failures", failures),
-                        state_int(f"{at}.last_event_ns", last),
-                        state_bool(f"{at}.down", down),
-                    ),
-                )
-            )
+        health = _health_rows(where, state.get("health", []))
         for peer, until_ns, source in blocks:
             governor.block(peer, until_ns, source)
         governor.set_allowlist(allow)
-        for peer, peer_health in health:
-            governor._health[peer] = peer_health
+        governor._health = dict(zip([row[0] for row in health], health, strict=True))
         return governor
+
+
+def _health_rows(where: str, raw: object) -> list[HealthEntry]:
+    """Restore rows for `health`: adopted as they are when every column checks out at once,
+    else checked row by row (naming the first bad one)."""
+    rows = state_list(f"{where}.health", raw) if not isinstance(raw, list) else raw
+    cols = columns(rows, 4)
+    if cols is not None:
+        peers, failures, last, down = cols
+        if (
+            peer_column_ok(peers)
+            and int_column_ok(failures)
+            and int_column_ok(last)
+            and bool_column_ok(down)
+        ):
+            if set(map(type, rows)) == {HealthEntry}:
+                return list(rows)
+            return list(map(tuple.__new__, repeat(HealthEntry), rows))
+    out: list[HealthEntry] = []
+    for i, row in enumerate(rows):
+        at = f"{where}.health[{i}]"
+        peer_raw, failures_raw, last_raw, down_raw = state_row(at, row, 4)
+        out.append(
+            HealthEntry(
+                state_peer(f"{at}.peer", peer_raw).to_bytes(),
+                state_int(f"{at}.consecutive_failures", failures_raw),
+                state_int(f"{at}.last_event_ns", last_raw),
+                state_bool(f"{at}.down", down_raw),
+            )
+        )
+    return out

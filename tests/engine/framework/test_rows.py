@@ -1,0 +1,75 @@
+"""The all-at-once column checks agree with the per-row restore paths."""
+
+from __future__ import annotations
+
+import pytest
+
+from bbnode.engine.framework import AddressBook, BackoffTable, FrameworkStateError
+from bbnode.engine.framework.rows import (
+    AddressBookEntrySnapshot,
+    BackoffEntry,
+    columns,
+    int_column_ok,
+    ip_tcp_addresses_ok,
+    peer_column_ok,
+)
+from bbnode.ids import Address, PeerId
+
+P1 = PeerId.from_u64(1).to_bytes()
+SHA = PeerId.from_bytes(b"\x12\x20" + bytes(32)).to_bytes()
+IP4 = Address.from_string("/ip4/10.0.0.1/tcp/7400").to_bytes()
+IP6 = Address.from_string("/ip6/::1/tcp/7400").to_bytes()
+
+
+def test_columns_need_uniform_width() -> None:
+    assert columns([[1, 2], (3, 4)], 2) == [(1, 3), (2, 4)]
+    assert columns([], 3) == [(), (), ()]
+    assert columns([[1, 2], [3]], 2) is None
+    assert columns(["ab"], 2) is None
+
+
+@pytest.mark.parametrize(
+    ("peers", "ok"),
+    [
+        ((P1, P1), True),
+        ((P1, SHA), True),  # mixed lengths take the per-item scan
+        ((b"\x00",), False),
+        ((b"\x00\x09" + bytes(8),), False),  # declared length does not match
+        ((b"\x80\x01\x00",), False),  # two-byte varint code: left to the per-row path
+        ((bytearray(P1),), False),
+        ((P1, b"\x00\x08" + bytes(7)), False),
+    ],
+)
+def test_peer_column(peers: tuple[object, ...], ok: bool) -> None:
+    assert peer_column_ok(peers) is ok
+
+
+def test_int_and_address_columns() -> None:
+    assert int_column_ok((0, 5))
+    assert not int_column_ok((True,))
+    assert not int_column_ok((-1,))
+    assert int_column_ok((1, 2), minimum=1)
+    assert ip_tcp_addresses_ok(([IP4], [], [IP4]), 32)
+    assert ip_tcp_addresses_ok(([IP6, IP6[:-1] + b"\x02"],), 32)
+    assert not ip_tcp_addresses_ok(([IP4, IP6],), 32)  # mixed shapes: per-row path
+    assert not ip_tcp_addresses_ok(([IP4, IP4],), 32)  # duplicate: per-row path drops it
+    assert not ip_tcp_addresses_ok(([IP4, IP4[:-1] + b"\x02"],), 1)  # over the cap
+    assert not ip_tcp_addresses_ok(((IP4,),), 32)
+
+
+def test_book_adopts_checked_rows_and_normalises_the_rest() -> None:
+    fast = [AddressBookEntrySnapshot(P1, [IP4], 1)]
+    book = AddressBook.from_state(fast)
+    assert book.export_rows()[0] is fast[0]  # adopted, not copied
+    slow = [[P1, [IP4, IP4, IP6], 0]]
+    book = AddressBook.from_state(slow)
+    assert book.export_rows() == [AddressBookEntrySnapshot(P1, [IP4, IP6], 0)]
+
+
+def test_backoff_rows_fast_and_slow_agree() -> None:
+    table = BackoffTable()
+    table.restore_state([BackoffEntry(P1, 2, 5, 9)])
+    assert table.export_state() == [[P1, 2, 5, 9]]
+    with pytest.raises(FrameworkStateError, match=r"backoff_table\[0\]\.attempts: must be >= 1"):
+        table.restore_state([[P1, 0, 5, 9]])
+    assert table.export_state() == [[P1, 2, 5, 9]]
