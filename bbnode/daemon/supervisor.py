@@ -26,7 +26,8 @@ from bbnode.daemon.control_backend import DriverControlBackend
 from bbnode.daemon.counters import Counters
 from bbnode.daemon.driver import INGRESS_CAPACITY, ControlCall, DriverSettings, EngineDriver
 from bbnode.daemon.events import DriverInput
-from bbnode.daemon.metrics import MetricsState, sample_engine, serve_metrics
+from bbnode.daemon.metrics import MetricsState, sample_engine
+from bbnode.daemon.metrics_http import serve_metrics
 from bbnode.daemon.node_factory import build_node, network_policy
 from bbnode.daemon.notify import SdNotifier, watchdog_interval_s
 from bbnode.daemon.peer_policy import PeerPolicy

@@ -16,13 +16,8 @@ from bbnode.daemon.checkpoint import Checkpointer
 from bbnode.daemon.connections import ConnectionManager, ConnectionSettings
 from bbnode.daemon.counters import Counters
 from bbnode.daemon.events import DriverInput
-from bbnode.daemon.metrics import (
-    CONTENT_TYPE,
-    EngineSample,
-    MetricsState,
-    TurnHistogram,
-    serve_metrics,
-)
+from bbnode.daemon.metrics import EngineSample, MetricsState, TurnHistogram
+from bbnode.daemon.metrics_http import CONTENT_TYPE, serve_metrics
 from bbnode.daemon.policy import NetworkPolicy
 from bbnode.store import SnapshotStore
 from bbnode.wire import IdentityKey
