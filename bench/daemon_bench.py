@@ -3,6 +3,7 @@
 Both daemons run in this process (one trio loop, as the baseline's two ends do) with a
 bench component; then the bare trio + Noise + msgpack pair of ``baseline.py`` does the same
 work, and the ratios are printed. JSON lines on stdout; logs go to stderr at warning level.
+``BB_BENCH_PROFILE=PATH`` profiles the daemon half with cProfile (see ``_run_daemons``).
 
 Targets (issue 5): round trips ≥ 50 % of the bare pair, p99 ≤ 2x the bare pair, one-way
 ≥ 100 000 messages/s.
@@ -10,7 +11,9 @@ Targets (issue 5): round trips ≥ 50 % of the bare pair, p99 ≤ 2x the bare pa
 
 from __future__ import annotations
 
+import cProfile
 import json
+import os
 import sys
 import tempfile
 import time
@@ -168,10 +171,28 @@ async def run_daemon_bench(round_trips: int = 2000, one_way: int = 20000) -> dic
     }
 
 
+def _run_daemons() -> dict[str, Any]:
+    """The daemon half; under cProfile (stats written there) when ``BB_BENCH_PROFILE`` is set.
+
+    Profiling slows everything: read the profile's proportions, not the figures it prints.
+    """
+    profile_path = os.environ.get("BB_BENCH_PROFILE")
+    if not profile_path:
+        return trio.run(run_daemon_bench)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        figures = trio.run(run_daemon_bench)
+    finally:
+        profiler.disable()
+    profiler.dump_stats(profile_path)
+    return figures
+
+
 def main() -> None:
     """Run both benches and print JSON lines with the ratios."""
     configure_logging("warning", "json", stream=sys.stderr)
-    daemon = trio.run(run_daemon_bench)
+    daemon = _run_daemons()
     print(json.dumps({"bench": "daemon", **daemon}), flush=True)
     base = trio.run(run_baseline)
     print(json.dumps({"bench": "baseline_trio_noise_msgpack", **base}), flush=True)

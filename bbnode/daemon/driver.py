@@ -55,6 +55,9 @@ log = structlog.get_logger(component="driver")
 #: Inputs buffered between connection tasks and the driver. When full, connection readers
 #: wait, which pushes back on peers through TCP instead of growing memory.
 INGRESS_CAPACITY = 1024
+#: How far the engine's clock may lag real time at the start of a poll (1 ms): timers armed
+#: in a turn are at most this much early, and a busy driver ticks at most once per ms.
+TICK_SLACK_NS = 1_000_000
 #: Inputs handled per wakeup before polling, so a flood cannot starve timers...
 _BATCH = 1024
 #: ... and frames: one poll then decodes at most this many envelopes (well under the
@@ -128,6 +131,7 @@ class EngineDriver:
         #: Every peer we sent to or heard from this run (for ``ctl peers``).
         self.known_peers: set[PeerId] = set()
         self.last_turn_s = trio.current_time()
+        self._ticked_ns = -TICK_SLACK_NS  # the first turn ticks
         self._snapshot_due = False
         self._next_snapshot_at = trio.current_time() + settings.snapshot_interval_s
         # Armed by start_watchdog() once READY=1 went out: systemd expects READY first.
@@ -162,10 +166,19 @@ class EngineDriver:
         """Drive the node until cancelled."""
         task_status.started()
         while True:
-            self.turn()
-            if self.manager.sends.over:
-                await self._wait_for_sockets()
-            await self._wait_for_input()
+            # One scope serves every wait until its deadline fires: entering a fresh
+            # CancelScope per wait cost a tenth of the daemon's time in a request/response
+            # exchange. Its deadline only ever moves earlier (each move costs about as
+            # much); one left behind by a later ``_wake_at`` merely costs a spare turn.
+            with trio.CancelScope() as wake:
+                while True:
+                    self.turn()
+                    wake_at = self._wake_at()
+                    if wake_at < wake.deadline:
+                        wake.deadline = wake_at
+                    if self.manager.sends.over:
+                        await self._wait_for_sockets()
+                    await self._wait_for_input()
 
     def turn(self) -> int:
         """Tick due timers, then poll and execute until the engine is quiet; steps run."""
@@ -173,10 +186,7 @@ class EngineDriver:
         started = time.perf_counter()
         executed = 0
         for _ in range(64):  # bounded: a component that keeps itself busy still yields
-            now = self.clock.now_ns()
-            deadline = self.node.next_deadline_ns()
-            if deadline is not None and deadline <= now:
-                self.node.tick(now)
+            self._sync_clock()
             out = self.node.poll()
             if out:
                 self.execute_all(out)
@@ -191,6 +201,19 @@ class EngineDriver:
         if self.observe_turn_s is not None:
             self.observe_turn_s(time.perf_counter() - started)
         return executed
+
+    def _sync_clock(self) -> None:
+        """Tick the engine when a timer is due or its clock lags by TICK_SLACK_NS or more.
+
+        The engine's clock moves only on ticks, and the timers its components arm (request
+        timeouts, ``ctx.after``) count from it, so it must not fall behind real time while
+        no timer is due. Called before inputs are applied and before each poll.
+        """
+        now = self.clock.now_ns()
+        deadline = self.node.next_deadline_ns()
+        if now - self._ticked_ns >= TICK_SLACK_NS or (deadline is not None and deadline <= now):
+            self._ticked_ns = now
+            self.node.tick(now)
 
     def start_watchdog(self) -> None:
         """Begin ``WATCHDOG=1`` pings (when systemd armed a watchdog)."""
@@ -230,19 +253,15 @@ class EngineDriver:
             await pressure.wait_for_progress(min(stall_at, wake_at))
 
     async def _wait_for_input(self) -> None:
+        """Take the next input (or be cancelled by ``run``'s wake deadline), then every
+        input already waiting."""
         receive = self._receive
         handle = self.handle_input
-        try:
-            item = receive.receive_nowait()
-        except trio.WouldBlock:
-            # A bare CancelScope: move_on_at's contextmanager costs more than the wait.
-            with trio.CancelScope(deadline=self._wake_at()):
-                item = await receive.receive()
-                handle(item)
-        else:
-            handle(item)
-            # Yield even when inputs keep coming, so other tasks run between turns.
-            await trio.lowlevel.checkpoint()
+        # ``receive`` yields even when an input is waiting, so other tasks run between
+        # turns when inputs keep coming.
+        item = await receive.receive()
+        self._sync_clock()  # envelopes and invocations below see the current time
+        handle(item)
         # Drain what is ready now, so one poll covers it all.
         for _ in range(_BATCH):
             if self._frames_waiting >= _BATCH_FRAMES:

@@ -320,11 +320,14 @@ class SecureConnection:
 
     def data_to_send(self) -> bytes:
         """Every byte pending for the peer (handshake messages, then frames), coalesced."""
-        out = bytes(self._outbound)
-        self._outbound.clear()
-        if self._encoder is not None:
-            out += self._encoder.flush()
-        return out
+        outbound = self._outbound
+        if outbound:  # handshake messages (and rarely anything else)
+            out = bytes(outbound)
+            outbound.clear()
+            if self._encoder is not None:
+                out += self._encoder.flush()
+            return out
+        return b"" if self._encoder is None else self._encoder.flush()
 
     # the engine ---------------------------------------------------------------------------------
     def _next_event(self) -> Event | None:
@@ -383,10 +386,13 @@ class SecureConnection:
         """The next whole length-prefixed message from the inbound buffer, or None."""
         buf, pos = self._inbound, self._pos
         available = len(buf) - pos
-        if available < _LENGTH_PREFIX or available < _LENGTH_PREFIX + _U16.unpack_from(buf, pos)[0]:
+        if available < _LENGTH_PREFIX:
             self._keep_only_the_rest()
             return None
         (length,) = _U16.unpack_from(buf, pos)
+        if available < _LENGTH_PREFIX + length:
+            self._keep_only_the_rest()
+            return None
         start = pos + _LENGTH_PREFIX
         end = start + length
         if type(buf) is bytes:  # immutable: a view is safe and saves a copy
@@ -407,8 +413,11 @@ class SecureConnection:
 
     def _keep_only_the_rest(self) -> None:
         """Waiting for more input: hold only the incomplete message, not the caller's chunk."""
-        if self._pos and type(self._inbound) is bytes:
-            self._inbound = bytearray(memoryview(self._inbound)[self._pos :])
+        pos = self._pos
+        if pos and type(self._inbound) is bytes:
+            rest = len(self._inbound) - pos
+            # All consumed (the usual case): nothing to hold, and no empty copy to make.
+            self._inbound = bytearray(memoryview(self._inbound)[pos:]) if rest else b""
             self._pos = 0
 
     def _at_end_of_input(self) -> Event | None:
