@@ -1,15 +1,10 @@
-"""The connection manager: listeners, dialer, one connection per peer, admission policy.
+"""The connection manager: listeners, one connection per peer, admission policy.
 
 Order of checks for an inbound socket: IP/CIDR policy and connection limits (before any
-handshake byte), the Noise handshake under ``handshake_timeout_s``, then the PeerId policy
-(block/allow lists) — so a refused peer never gets a frame into the engine.
-
-**One connection per peer; simultaneous-dial tie-break.** When two live connections to the
-same peer exist (both sides dialed at once), both sides keep the connection *initiated by
-the peer with the smaller PeerId bytes* and close the other; queued frames move to the
-survivor. Both sides evaluate the same rule on the same pair, so they agree without
-talking. Two connections with the same initiator (a reconnect racing a stale one) keep
-the newer.
+handshake byte, here), then the Noise handshake and the PeerId policy (block/allow lists)
+in :mod:`._registry` — so a refused peer never gets a frame into the engine. The registry
+also keeps one connection per peer (the simultaneous-dial tie-break); dials and the frames
+held while they run are :mod:`._dialer`'s. The manager owns both and the state they share.
 
 Limits: ``max_connections`` counts inbound and outbound together; ``max_connections_per_ip``
 applies to inbound sockets (it exists to stop one address flooding us, not to stop us
@@ -18,7 +13,6 @@ dialing several peers behind one NAT).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,16 +20,12 @@ from typing import Any
 import structlog
 import trio
 
-from bbnode.daemon._peer_conn import (
-    ConnectionClosed,
-    OutboundFrame,
-    PeerConnection,
-    SendScheduler,
-    handshake,
-)
+from bbnode.daemon._dialer import Dialer
+from bbnode.daemon._peer_conn import OutboundFrame, PeerConnection, SendScheduler
+from bbnode.daemon._registry import Registry
 from bbnode.daemon.bootstrap import LearnedPeer, keep_bootstrap_link
 from bbnode.daemon.counters import Counters
-from bbnode.daemon.events import Connected, DialFailedIn, Disconnected, DriverInput, UnsentIn
+from bbnode.daemon.events import DriverInput
 from bbnode.daemon.policy import AdmissionError, ConnectionSlots, NetworkPolicy
 from bbnode.daemon.redial import RefusalBackoff
 from bbnode.ids import Address, PeerId
@@ -47,9 +37,6 @@ log = structlog.get_logger(component="connections")
 
 #: Returns a refusal reason (``blocklisted``, ``not_allowlisted``) or None to admit.
 PeerCheck = Callable[[PeerId], str | None]
-
-#: How long a closing connection may wait for room in the driver's channel to report.
-REPORT_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +70,8 @@ class ConnectionManager:
 
     ``run`` serves until cancelled. The driver calls :meth:`send`, :meth:`dial`,
     :meth:`disconnect`; connection tasks report to the driver only through ``ingress``.
+    Handshakes and registration are delegated to a :class:`._registry.Registry`, dials to
+    a :class:`._dialer.Dialer`; both work on the tables kept here.
     """
 
     def __init__(
@@ -103,8 +92,6 @@ class ConnectionManager:
         self.counters = counters
         self._conns: dict[PeerId, PeerConnection] = {}
         self._all: set[PeerConnection] = set()
-        self._dialing: set[PeerId] = set()
-        self._pending: dict[PeerId, deque[OutboundFrame]] = {}
         #: Dirty and over-high-water queues: the driver flushes it and waits on it.
         self.sends = SendScheduler(settings.high_water_frames, settings.send_stall_s)
         self._nursery: trio.Nursery | None = None
@@ -112,6 +99,8 @@ class ConnectionManager:
         self._accepting: trio.Nursery | None = None
         self.refusals = RefusalBackoff(settings.refusal_backoff_s, settings.refusal_backoff_max_s)
         self.listen_addresses: list[Address] = []
+        self._registry = Registry(self, ingress)
+        self._dialer = Dialer(self, ingress)
 
     # -- policy -------------------------------------------------------------------------------
     @property
@@ -159,7 +148,7 @@ class ConnectionManager:
 
     def is_dialing(self, peer: PeerId) -> bool:
         """True while a dial to ``peer`` is in progress."""
-        return peer in self._dialing
+        return self._dialer.is_dialing(peer)
 
     def info(self, peer: PeerId) -> dict[str, Any] | None:
         """Connection details for ``ctl peers`` (None when not connected)."""
@@ -261,152 +250,9 @@ class ConnectionManager:
             secure = SecureConnection(
                 self.key, initiator=False, max_frame_bytes=self.settings.max_frame_bytes
             )
-            await self._establish(stream, secure, host, port, inbound=True)
+            await self._registry.establish(stream, secure, host, port, inbound=True)
         finally:
             self.slots.release(host)
-
-    async def _establish(
-        self,
-        stream: trio.SocketStream,
-        secure: SecureConnection,
-        host: str,
-        port: int,
-        *,
-        inbound: bool,
-        task_status: trio.TaskStatus[PeerConnection | str] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """Handshake, check and serve one socket; started() reports the connection once
-        registered, or the failure reason."""
-        started = False
-        try:
-            try:
-                peer = await handshake(stream, secure, self.settings.handshake_timeout_s)
-            except ConnectionClosed as exc:
-                self.counters.incr("conn.handshake_failed")
-                log.info("handshake_failed", address=f"{host}:{port}", reason=exc.reason)
-                task_status.started(exc.reason)
-                started = True
-                return
-            refusal = "self_connection" if peer == self.local_peer else self._peer_check(peer)
-            if refusal is not None:
-                self.counters.incr(f"conn.refused.peer_{refusal}")
-                log.info("peer_refused", peer=str(peer), reason=refusal)
-                task_status.started(f"peer_{refusal}")
-                started = True
-                return
-            conn = PeerConnection(
-                peer=peer,
-                address=Address.tcp(host, port, peer=peer),
-                host=host,
-                inbound=inbound,
-                stream=stream,
-                secure=secure,
-                queue_frames=self.settings.send_queue_frames,
-                idle_timeout_s=self.settings.idle_timeout_s,
-                sends=self.sends,
-            )
-            self._all.add(conn)
-            try:
-                if not await self._register(conn):
-                    return
-                task_status.started(conn)
-                started = True
-                reason = await conn.run(self._ingress)
-                log.info("connection_closed", peer=str(peer), reason=reason)
-            finally:
-                await self._unregister(conn)
-            self._note_outcome(conn, reason)
-        finally:
-            if not started:
-                task_status.started("closed")
-            with trio.move_on_after(self.settings.close_timeout_s) as scope:
-                scope.shield = True
-                await trio.aclose_forcefully(stream)
-
-    def _note_outcome(self, conn: PeerConnection, reason: str) -> None:
-        """Count a hang-up right after our handshake as a refusal (see :mod:`.redial`)."""
-        if conn.frames_in:
-            self.refusals.clear(conn.peer)
-        elif not conn.inbound and reason in ("eof", "reset") and not self.is_connected(conn.peer):
-            delay = self.refusals.refused(conn.peer, trio.current_time())
-            self.counters.incr("conn.refused_by_peer")
-            log.info("peer_hung_up_after_handshake", peer=str(conn.peer), retry_in_s=delay)
-
-    async def _unregister(self, conn: PeerConnection) -> None:
-        conn.finished.set()
-        self._all.discard(conn)
-        # Fold this connection's totals in as it leaves ``_all`` (see ``wire_bytes``).
-        self.counters.incr("bytes.in", conn.bytes_in)
-        self.counters.incr("bytes.out", conn.bytes_out)
-        reason = conn.close_reason or "closed"
-        self.counters.incr(f"conn.closed.{reason.split(':', 1)[0]}")  # drop the detail
-        if self._conns.get(conn.peer) is not conn:
-            return
-        del self._conns[conn.peer]
-        # Frames that never reached the socket (and those whose write was cut short) go
-        # back to the engine as SendFailed, before the Disconnected that explains them.
-        unsent = conn.in_flight + conn.take_queued()
-        conn.in_flight = []
-        if unsent:
-            self.counters.incr("send.failed_on_close", len(unsent))
-            await self._report(UnsentIn(conn.peer, unsent, f"connection_{reason}"))
-        await self._report(Disconnected(conn.peer, reason))
-
-    async def _report(self, item: DriverInput) -> None:
-        """Tell the driver ``item`` even while being cancelled (a closing connection).
-
-        Bounded: after shutdown stopped the driver nobody reads the channel any more.
-        """
-        try:
-            self._ingress.send_nowait(item)
-        except trio.WouldBlock:
-            with trio.move_on_after(REPORT_TIMEOUT_S) as scope:
-                scope.shield = True
-                await self._ingress.send(item)
-
-    async def _register(self, conn: PeerConnection) -> bool:
-        existing = self._conns.get(conn.peer)
-        if existing is not None:
-            if self._keep_existing(existing, conn):
-                self.counters.incr("conn.duplicate_closed")
-                conn.close("duplicate_connection")
-                return False
-            # Replaced, not failed: queued frames move to the survivor; any it cannot take
-            # go back to the engine, which emits them again (to the survivor).
-            overflow = [item for item in existing.take_queued() if not conn.enqueue(item)]
-            conn.kick()
-            existing.close("duplicate_connection")
-            self.counters.incr("conn.duplicate_closed")
-            self._conns[conn.peer] = conn
-            if overflow:
-                await self._ingress.send(
-                    UnsentIn(conn.peer, overflow, "duplicate_connection", requeue=True)
-                )
-            return True
-        self._conns[conn.peer] = conn
-        if conn.inbound:
-            self.refusals.clear(conn.peer)  # it wants to talk to us after all
-        refused = [item for item in self._pending.pop(conn.peer, ()) if not conn.enqueue(item)]
-        conn.kick()
-        self.counters.incr("conn.established")
-        log.info(
-            "peer_connected",
-            peer=str(conn.peer),
-            address=str(conn.address),
-            direction="inbound" if conn.inbound else "outbound",
-        )
-        await self._ingress.send(Connected(conn.peer, conn.address, conn.inbound))
-        if refused:
-            self.counters.incr("send.dropped_queue_full", len(refused))
-            await self._ingress.send(UnsentIn(conn.peer, refused, "send_queue_full"))
-        return True
-
-    def _keep_existing(self, existing: PeerConnection, new: PeerConnection) -> bool:
-        old_init = existing.initiator(self.local_peer)
-        new_init = new.initiator(self.local_peer)
-        if old_init == new_init:
-            return False
-        return old_init < new_init
 
     # -- sending and dialing ----------------------------------------------------------------
     def send(self, peer: PeerId, item: OutboundFrame, addresses: Iterable[Address]) -> str | None:
@@ -424,53 +270,11 @@ class ConnectionManager:
                 return "connection_closing"
             self.counters.incr("send.dropped_queue_full")
             return "send_queue_full"
-        pending = self._pending.get(peer)
-        if pending is None:
-            candidates = [a for a in addresses if a.tcp_endpoint() is not None]
-            if not candidates:
-                self.counters.incr("send.dropped_no_address")
-                return "no_address"
-            pending = self._pending[peer] = deque()
-            self.dial(peer, candidates)
-        if len(pending) >= self.settings.pending_dial_frames:
-            self.counters.incr("send.dropped_queue_full")
-            return "send_queue_full"
-        pending.append(item)
-        return None
+        return self._dialer.queue(peer, item, addresses)
 
     def dial(self, peer: PeerId, addresses: Sequence[Address]) -> bool:
         """Start dialing ``peer`` unless connected or already dialing; True when started."""
-        if peer in self._conns or peer in self._dialing or peer == self.local_peer:
-            return False
-        if self._nursery is None:
-            raise RuntimeError("ConnectionManager.dial before run() started")
-        self._dialing.add(peer)
-        self._nursery.start_soon(self._dial, peer, list(addresses))
-        return True
-
-    async def _dial(self, peer: PeerId, addresses: list[Address]) -> None:
-        reason = "no_address"
-        last = addresses[-1] if addresses else Address.tcp("0.0.0.0", 0, peer=peer)
-        try:
-            wait_s = self.refusals.retry_in(peer, trio.current_time())
-            if wait_s is not None:
-                reason = f"refused_by_peer: retry in {wait_s:.1f}s"
-                addresses = []
-            for address in addresses:
-                last = address
-                result = await self._dial_one(peer, address)
-                if not isinstance(result, str):
-                    return
-                reason = result
-        finally:
-            self._dialing.discard(peer)
-        unsent = list(self._pending.pop(peer, ()))
-        self.counters.incr("dial.failed")
-        log.info("dial_failed", peer=str(peer), address=str(last), reason=reason)
-        await self._ingress.send(DialFailedIn(peer, last, reason))
-        if unsent:
-            self.counters.incr("send.failed_dial", len(unsent))
-            await self._ingress.send(UnsentIn(peer, unsent, f"dial_failed: {reason}"))
+        return self._dialer.dial(peer, addresses)
 
     async def dial_address(self, address: Address) -> PeerConnection | str:
         """Dial ``address`` whoever is there (the identity comes from the handshake).
@@ -478,60 +282,7 @@ class ConnectionManager:
         Returns the registered connection, or the failure reason (``peer_self_connection``
         when it is this node). For bootstrap addresses configured without /p2p.
         """
-        return await self._dial_one(address.peer_id, address)
-
-    async def _dial_one(self, peer: PeerId | None, address: Address) -> PeerConnection | str:
-        endpoint = address.tcp_endpoint()
-        if endpoint is None:
-            return "unsupported_address"
-        host, port = endpoint
-        if self.slots.total >= self.slots.policy.max_connections:
-            return "max_connections"
-        if peer is not None and (existing := self._conns.get(peer)) is not None:
-            return existing  # the peer dialed us meanwhile
-        self.counters.incr("dial.attempts")
-        stream: trio.SocketStream | None = None
-        with trio.move_on_after(self.settings.handshake_timeout_s):
-            try:
-                stream = await trio.open_tcp_stream(host, port)
-            except OSError as exc:
-                return f"connect_failed: {exc.strerror or exc}"
-        if stream is None:
-            return "connect_timeout"
-        # Outbound sockets count toward the total only (see module docstring).
-        self.slots.total_outbound += 1
-        try:
-            secure = SecureConnection(
-                self.key,
-                initiator=True,
-                expected_peer=peer,
-                max_frame_bytes=self.settings.max_frame_bytes,
-            )
-            assert self._nursery is not None
-            result: PeerConnection | str = await self._nursery.start(
-                self._establish_outbound, stream, secure, host, port
-            )
-        except BaseException:
-            self.slots.total_outbound -= 1
-            await trio.aclose_forcefully(stream)
-            raise
-        return result
-
-    async def _establish_outbound(
-        self,
-        stream: trio.SocketStream,
-        secure: SecureConnection,
-        host: str,
-        port: int,
-        *,
-        task_status: trio.TaskStatus[PeerConnection | str] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        try:
-            await self._establish(
-                stream, secure, host, port, inbound=False, task_status=task_status
-            )
-        finally:
-            self.slots.total_outbound -= 1
+        return await self._dialer.dial_address(address)
 
     def disconnect(self, peer: PeerId, reason: str) -> bool:
         """Close every connection to ``peer``; True when there was one."""
@@ -547,9 +298,7 @@ class ConnectionManager:
         out: list[tuple[PeerId, OutboundFrame]] = []
         for conn in list(self._all):
             out.extend((conn.peer, item) for item in conn.take_queued())
-        for peer, pending in self._pending.items():
-            out.extend((peer, item) for item in pending)
-        self._pending.clear()
+        out.extend(self._dialer.take_all_pending())
         return out
 
     def close_all(self, reason: str) -> None:
@@ -565,4 +314,4 @@ class ConnectionManager:
 
     def queued_frames(self) -> int:
         """Frames waiting in all outbound queues and pending dials."""
-        return sum(c.queued for c in self._all) + sum(len(p) for p in self._pending.values())
+        return sum(c.queued for c in self._all) + self._dialer.pending_frames()

@@ -1,9 +1,9 @@
 """The engine driver: the only task that touches the Node.
 
 Loop: apply due timers (``tick`` at ``next_deadline_ns``), ``poll``, execute every step
-through a dispatch table keyed by step type (sends only queue frames), flush the touched
-connections once (one write each per turn), then sleep until the next input, the next
-engine deadline, the next checkpoint or the next watchdog ping, whichever is first. On
+(:mod:`._step_exec`: a dispatch table keyed by step type; sends only queue frames), flush
+the touched connections once (one write each per turn), then sleep until the next input,
+the next engine deadline, the next checkpoint or the next watchdog ping, whichever is first. On
 waking, *every* input already waiting is applied before the next poll (bounded, so timers
 still run under a flood). While a connection's queue is above its high-water mark and
 still draining, the loop takes no new input (backpressure; see ``_wait_for_sockets``).
@@ -16,7 +16,6 @@ Engine time is epoch ns advanced monotonically (see :mod:`.clock`).
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from typing import Any
 import structlog
 import trio
 
+from bbnode.daemon._step_exec import StepExecutor
 from bbnode.daemon.checkpoint import Checkpointer
 from bbnode.daemon.clock import EngineClock
 from bbnode.daemon.connections import ConnectionManager, OutboundFrame
@@ -42,11 +42,9 @@ from bbnode.daemon.events import (
 from bbnode.daemon.notify import SdNotifier
 from bbnode.daemon.peer_policy import PeerPolicy
 from bbnode.daemon.subscriptions import SubscriptionHub
-from bbnode.engine import steps
-from bbnode.engine.envelope import CorrelationKind, encode_envelope
 from bbnode.engine.errors import DeliveryError
 from bbnode.engine.node import Node
-from bbnode.ids import Address, IdError, PeerId
+from bbnode.ids import Address, PeerId
 
 __all__ = ["INGRESS_CAPACITY", "ControlCall", "DriverSettings", "EngineDriver"]
 
@@ -63,21 +61,6 @@ _BATCH = 1024
 #: ... and frames: one poll then decodes at most this many envelopes (well under the
 #: engine's ingress capacity of 65 536 events).
 _BATCH_FRAMES = 8192
-
-
-_STEP_COUNTER_NAMES: dict[type[Any], str] = {}
-#: (structlog wrapper class, debug enabled) of the last check; see ``_debug_enabled``.
-_debug_cache: list[Any] = [None, False]
-
-
-def _debug_enabled() -> bool:
-    """Whether debug lines are emitted, resolved once per logging (re)configuration:
-    structlog re-binds a logger on every call, which costs more than executing a step."""
-    wrapper = structlog.get_config()["wrapper_class"]
-    if wrapper is not _debug_cache[0]:
-        _debug_cache[0] = wrapper
-        _debug_cache[1] = log.bind().is_enabled_for(logging.DEBUG)
-    return bool(_debug_cache[1])
 
 
 @dataclass(slots=True)
@@ -139,19 +122,10 @@ class EngineDriver:
         self._draining = False
         self._frames_waiting = 0
         self.steps_executed = 0
-        #: Step counts by type since the last turn ended (folded into ``counters``).
-        self._step_counts: dict[type[Any], int] = {}
         #: Called with each turn's duration in seconds (the metrics histogram), when set.
         self.observe_turn_s: Callable[[float], None] | None = None
-        self._dispatch: dict[type[Any], Callable[[Any], None]] = {
-            steps.SendEnvelope: self._on_send,
-            steps.PeerDown: self._on_peer_down,
-            steps.PeerUp: self._on_peer_up,
-            steps.PeerBlocked: self._on_peer_blocked,
-            steps.AppEvent: self._on_app_event,
-            steps.OpFailed: self._on_op_failed,
-            steps.LifecycleFired: self._on_lifecycle,
-        }
+        #: Executes the steps of each poll (see :mod:`._step_exec`).
+        self._steps = StepExecutor(self)
         self._inputs: dict[type[Any], Callable[[Any], None]] = {
             FramesIn: self._in_frames,
             UnsentIn: self._in_unsent,
@@ -341,93 +315,7 @@ class EngineDriver:
         """Execute the steps of one poll, in order; counts them as ``step.<Type>``.
 
         Frames are only queued: the caller flushes (``manager.sends.flush()``)."""
-        self.steps_executed += len(out)
-        counts = self._step_counts
-        dispatch = self._dispatch
-        send_type = steps.SendEnvelope
-        on_send = self._on_send
-        unhandled: list[Any] = []
-        for step in out:
-            kind = type(step)
-            counts[kind] = counts.get(kind, 0) + 1
-            if kind is send_type:  # the hot path: skip the table lookup
-                on_send(step)
-                continue
-            handler = dispatch.get(kind)
-            if handler is None:
-                unhandled.append(step)
-                continue
-            handler(step)
-        incr = self.counters.incr
-        names = _STEP_COUNTER_NAMES
-        for kind, count in counts.items():
-            name = names.get(kind)
-            if name is None:
-                name = names[kind] = f"step.{kind.__name__}"
-            incr(name, count)
-        sent = counts.get(send_type)
-        if sent:
-            incr("frames.out", sent)
-        counts.clear()
-        if unhandled and _debug_enabled():
-            for step in unhandled:
-                # The step object itself: rendered to text only when debug is on.
-                log.debug("engine_step", step=type(step).__name__, detail=step)
-
-    def _addresses_for(self, peer: PeerId, envelope: Any) -> list[Address]:
-        if self.manager.is_connected(peer):
-            return []  # parsing addresses costs more than the rest of a send
-        found: list[Address] = []
-        for raw in envelope.dest_peer_addresses:
-            try:
-                found.append(Address.from_bytes(raw))
-            except IdError:
-                continue
-        found.extend(self.static_addresses.get(peer, ()))
-        return found
-
-    def _on_send(self, step: steps.SendEnvelope) -> None:
-        envelope = step.envelope
-        peer = step.peer
-        corr = envelope.correlation
-        req_id = corr.wire_req_id if corr.kind == CorrelationKind.REQUEST else None
-        item = OutboundFrame(encode_envelope(envelope), req_id, envelope)
-        self.known_peers.add(peer)
-        manager = self.manager
-        conn = manager.connection(peer)
-        if conn is not None and conn.enqueue(item):
-            return  # the hot path: a live connection with room
-        reason = manager.send(peer, item, self._addresses_for(peer, envelope))
-        if reason is not None:
-            self.node.send_failed(peer, req_id or 0, reason)
-
-    def _on_peer_down(self, step: steps.PeerDown) -> None:
-        self.counters.incr("peers.down")
-        log.warning("peer_down", peer=str(step.peer))
-        self.manager.disconnect(step.peer, "peer_down")
-
-    def _on_peer_up(self, step: steps.PeerUp) -> None:
-        self.counters.incr("peers.up")
-        log.info("peer_up", peer=str(step.peer))
-
-    def _on_peer_blocked(self, step: steps.PeerBlocked) -> None:
-        log.info("peer_blocked", peer=str(step.peer), reason=step.reason)
-        self.manager.disconnect(step.peer, f"peer_{step.reason}")
-
-    def _on_app_event(self, step: steps.AppEvent) -> None:
-        self.hub.publish(step.topic, step.module_name, step.value_bytes)
-
-    def _on_op_failed(self, step: steps.OpFailed) -> None:
-        log.warning(
-            "op_failed",
-            op_ref=step.op_ref,
-            exec_id=step.exec_id,
-            kind=step.error.kind,
-            reason=step.error.detail,
-        )
-
-    def _on_lifecycle(self, step: steps.LifecycleFired) -> None:
-        log.info("lifecycle_fired", phase=step.phase)
+        self._steps.execute_all(out)
 
     def learn_bootstrap_peer(self, peer: PeerId, address: Address) -> None:
         """A bootstrap address without /p2p turned out to be ``peer`` (see `bootstrap`)."""

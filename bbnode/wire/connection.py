@@ -2,19 +2,19 @@
 
 Bytes in (`receive_data`), events out (`next_event`), bytes out (`data_to_send`); frames in
 (`send_frame`). No sockets, no clocks, no logging: the daemon moves the bytes, applies timeouts
-and logs the events and errors this returns. The state machine is the table below; one
-`_set_state` enforces it.
+and logs the events and errors this returns. The state machine is the table in `_state`;
+one `_set_state` enforces it. Inbound bytes are split into Noise messages by `_messages`.
 """
 
 from __future__ import annotations
 
-import enum
-import struct
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final, cast
 
 from bbnode.ids import PeerId
+from bbnode.wire._messages import U16, MessageBuffer
+from bbnode.wire._state import _S, _TRANSITIONS, ConnectionState
 from bbnode.wire.errors import (
     LocalProtocolError,
     MalformedFrame,
@@ -42,47 +42,15 @@ DEFAULT_MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
 # The frame header is a u32, so no limit above this is expressible on the wire.
 _MAX_FRAME_LIMIT: Final = 2**32 - 1
 _MAX_PROTOCOL_BYTES: Final = 256
-_LENGTH_PREFIX: Final = 2
-_U16 = struct.Struct(">H")
 # Building FrameReceived through the slot descriptor skips the frozen-dataclass __init__,
 # which costs as much as decoding the frame; the object is identical (see events.py).
 _new_event: Final = object.__new__
 _set_frame: Final[Any] = FrameReceived.__dict__["frame"].__set__
 _BYTES_ONLY: Final = frozenset({bytes})
 _Message = bytes | memoryview
-# Compact the inbound buffer once this much of it has been consumed (amortised O(n)).
-_COMPACT_AFTER: Final = MAX_NOISE_MESSAGE
 
 
-class ConnectionState(enum.Enum):
-    """Where a connection is; see `_TRANSITIONS` for the allowed moves."""
-
-    AWAITING_HELLO = "awaiting_hello"
-    """Responder: waiting for handshake message 1."""
-    AWAITING_RESPONSE = "awaiting_response"
-    """Initiator: message 1 queued, waiting for message 2."""
-    AWAITING_FINISH = "awaiting_finish"
-    """Responder: message 2 queued, waiting for message 3."""
-    ESTABLISHED = "established"
-    """Authenticated; frames flow both ways."""
-    CLOSED = "closed"
-    """The peer ended the stream cleanly."""
-    FAILED = "failed"
-    """The peer misbehaved; the error is re-raised by every later `next_event()`."""
-
-
-_S = ConnectionState
-_TRANSITIONS: Final[dict[ConnectionState, frozenset[ConnectionState]]] = {
-    _S.AWAITING_HELLO: frozenset({_S.AWAITING_FINISH, _S.FAILED}),
-    _S.AWAITING_RESPONSE: frozenset({_S.ESTABLISHED, _S.FAILED}),
-    _S.AWAITING_FINISH: frozenset({_S.ESTABLISHED, _S.FAILED}),
-    _S.ESTABLISHED: frozenset({_S.CLOSED, _S.FAILED}),
-    _S.CLOSED: frozenset(),
-    _S.FAILED: frozenset(),
-}
-
-
-class SecureConnection:
+class SecureConnection(MessageBuffer):
     """One end of a libp2p-Noise-XX-secured bbnode connection.
 
     Contract (h11 style):
@@ -110,14 +78,11 @@ class SecureConnection:
         "_closed_reported",
         "_decoder",
         "_encoder",
-        "_eof",
         "_error",
         "_frames",
         "_handshake",
-        "_inbound",
         "_max_frame",
         "_outbound",
-        "_pos",
         "_ready",
         "_receive_cipher",
         "_remote_peer",
@@ -170,12 +135,7 @@ class SecureConnection:
         self._handshake: NoiseXX | None = NoiseXX(
             key, initiator=initiator, protocol=protocol, expected_peer=expected_peer
         )
-        # Unconsumed input from `_pos` on. While the caller's chunks hold whole messages it is
-        # their own `bytes` object (no copy; messages are read through memoryviews); only a
-        # message split across chunks is assembled in a bytearray.
-        self._inbound: bytes | bytearray = b""
-        self._pos = 0
-        self._eof = False
+        super().__init__()  # the inbound message buffer
         self._outbound = bytearray()
         # Non-frame events (HandshakeComplete) and decoded frames not yet handed out. Frames
         # are only decoded once `_ready` is empty, so a queued frame never jumps an event.
@@ -213,26 +173,6 @@ class SecureConnection:
     @property
     def max_frame_bytes(self) -> int:
         return self._max_frame
-
-    def receive_data(self, data: bytes) -> None:
-        """Buffer bytes from the peer; `b""` signals EOF. Does no other work."""
-        if self._eof:
-            if data:
-                raise LocalProtocolError("receive_data after EOF")
-            return
-        if not data:
-            self._eof = True
-            return
-        inbound = self._inbound
-        if self._pos == len(inbound):  # everything buffered was consumed
-            self._inbound = data if type(data) is bytes else bytes(data)
-            self._pos = 0
-        elif type(inbound) is bytes:
-            self._inbound = bytearray(memoryview(inbound)[self._pos :])
-            self._inbound += data
-            self._pos = 0
-        else:
-            inbound += data
 
     def next_event(self) -> Event | None:
         """The next event, or `None` when more bytes are needed; see the class docstring."""
@@ -382,44 +322,6 @@ class SecureConnection:
     }
 
     # helpers ------------------------------------------------------------------------------------
-    def _take_message(self) -> bytes | memoryview | None:
-        """The next whole length-prefixed message from the inbound buffer, or None."""
-        buf, pos = self._inbound, self._pos
-        available = len(buf) - pos
-        if available < _LENGTH_PREFIX:
-            self._keep_only_the_rest()
-            return None
-        (length,) = _U16.unpack_from(buf, pos)
-        if available < _LENGTH_PREFIX + length:
-            self._keep_only_the_rest()
-            return None
-        start = pos + _LENGTH_PREFIX
-        end = start + length
-        if type(buf) is bytes:  # immutable: a view is safe and saves a copy
-            self._pos = end
-            return memoryview(buf)[start:end]
-        assert isinstance(buf, bytearray)
-        with memoryview(buf) as view:
-            message = bytes(view[start:end])
-        if end == len(buf):
-            buf.clear()
-            end = 0
-        elif end >= _COMPACT_AFTER and end * 2 >= len(buf):
-            # Drop consumed bytes only once they are most of the buffer: amortised O(n).
-            del buf[:end]
-            end = 0
-        self._pos = end
-        return message
-
-    def _keep_only_the_rest(self) -> None:
-        """Waiting for more input: hold only the incomplete message, not the caller's chunk."""
-        pos = self._pos
-        if pos and type(self._inbound) is bytes:
-            rest = len(self._inbound) - pos
-            # All consumed (the usual case): nothing to hold, and no empty copy to make.
-            self._inbound = bytearray(memoryview(self._inbound)[pos:]) if rest else b""
-            self._pos = 0
-
     def _at_end_of_input(self) -> Event | None:
         """No whole message is buffered: wait for more, or judge the EOF."""
         if not self._eof:
@@ -458,7 +360,7 @@ class SecureConnection:
     def _queue_handshake(self, message: bytes) -> None:
         if len(message) > MAX_NOISE_MESSAGE:
             raise MalformedHandshake(f"handshake message of {len(message)} bytes is too large")
-        self._outbound += _U16.pack(len(message))
+        self._outbound += U16.pack(len(message))
         self._outbound += message
 
     def _fail(self, error: RemoteProtocolError) -> None:

@@ -1,0 +1,153 @@
+"""Engine step execution for the driver: a dispatch table keyed by step type.
+
+Steps run in the order one poll returned them. A ``SendEnvelope`` only queues its frame on
+the peer's connection (or a dial, through the connection manager); the driver flushes the
+touched connections once per turn. Peer verdicts close connections, app events go to
+subscribers; every step is counted as ``step.<Type>``, unhandled ones logged at debug.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from bbnode.daemon.connections import OutboundFrame
+from bbnode.engine import steps
+from bbnode.engine.envelope import CorrelationKind, encode_envelope
+from bbnode.ids import Address, IdError, PeerId
+
+if TYPE_CHECKING:
+    from bbnode.daemon.driver import EngineDriver
+
+__all__ = ["StepExecutor"]
+
+log = structlog.get_logger(component="driver")
+
+
+_STEP_COUNTER_NAMES: dict[type[Any], str] = {}
+#: (structlog wrapper class, debug enabled) of the last check; see ``_debug_enabled``.
+_debug_cache: list[Any] = [None, False]
+
+
+def _debug_enabled() -> bool:
+    """Whether debug lines are emitted, resolved once per logging (re)configuration:
+    structlog re-binds a logger on every call, which costs more than executing a step."""
+    wrapper = structlog.get_config()["wrapper_class"]
+    if wrapper is not _debug_cache[0]:
+        _debug_cache[0] = wrapper
+        _debug_cache[1] = log.bind().is_enabled_for(logging.DEBUG)
+    return bool(_debug_cache[1])
+
+
+class StepExecutor:
+    """Executes engine steps for the :class:`EngineDriver` that owns it (trio thread only);
+    works on the driver's node, connection manager, counters and subscription hub."""
+
+    def __init__(self, driver: EngineDriver) -> None:
+        self._driver = driver
+        #: Step counts by type since the last turn ended (folded into ``counters``).
+        self._step_counts: dict[type[Any], int] = {}
+        self._dispatch: dict[type[Any], Callable[[Any], None]] = {
+            steps.SendEnvelope: self._on_send,
+            steps.PeerDown: self._on_peer_down,
+            steps.PeerUp: self._on_peer_up,
+            steps.PeerBlocked: self._on_peer_blocked,
+            steps.AppEvent: self._on_app_event,
+            steps.OpFailed: self._on_op_failed,
+            steps.LifecycleFired: self._on_lifecycle,
+        }
+
+    def execute_all(self, out: Sequence[Any]) -> None:
+        """Execute the steps of one poll, in order; counts them as ``step.<Type>``.
+
+        Frames are only queued: the caller flushes (``manager.sends.flush()``)."""
+        self._driver.steps_executed += len(out)
+        counts = self._step_counts
+        dispatch = self._dispatch
+        send_type = steps.SendEnvelope
+        on_send = self._on_send
+        unhandled: list[Any] = []
+        for step in out:
+            kind = type(step)
+            counts[kind] = counts.get(kind, 0) + 1
+            if kind is send_type:  # the hot path: skip the table lookup
+                on_send(step)
+                continue
+            handler = dispatch.get(kind)
+            if handler is None:
+                unhandled.append(step)
+                continue
+            handler(step)
+        incr = self._driver.counters.incr
+        names = _STEP_COUNTER_NAMES
+        for kind, count in counts.items():
+            name = names.get(kind)
+            if name is None:
+                name = names[kind] = f"step.{kind.__name__}"
+            incr(name, count)
+        sent = counts.get(send_type)
+        if sent:
+            incr("frames.out", sent)
+        counts.clear()
+        if unhandled and _debug_enabled():
+            for step in unhandled:
+                # The step object itself: rendered to text only when debug is on.
+                log.debug("engine_step", step=type(step).__name__, detail=step)
+
+    def _addresses_for(self, peer: PeerId, envelope: Any) -> list[Address]:
+        if self._driver.manager.is_connected(peer):
+            return []  # parsing addresses costs more than the rest of a send
+        found: list[Address] = []
+        for raw in envelope.dest_peer_addresses:
+            try:
+                found.append(Address.from_bytes(raw))
+            except IdError:
+                continue
+        found.extend(self._driver.static_addresses.get(peer, ()))
+        return found
+
+    def _on_send(self, step: steps.SendEnvelope) -> None:
+        envelope = step.envelope
+        peer = step.peer
+        corr = envelope.correlation
+        req_id = corr.wire_req_id if corr.kind == CorrelationKind.REQUEST else None
+        item = OutboundFrame(encode_envelope(envelope), req_id, envelope)
+        self._driver.known_peers.add(peer)
+        manager = self._driver.manager
+        conn = manager.connection(peer)
+        if conn is not None and conn.enqueue(item):
+            return  # the hot path: a live connection with room
+        reason = manager.send(peer, item, self._addresses_for(peer, envelope))
+        if reason is not None:
+            self._driver.node.send_failed(peer, req_id or 0, reason)
+
+    def _on_peer_down(self, step: steps.PeerDown) -> None:
+        self._driver.counters.incr("peers.down")
+        log.warning("peer_down", peer=str(step.peer))
+        self._driver.manager.disconnect(step.peer, "peer_down")
+
+    def _on_peer_up(self, step: steps.PeerUp) -> None:
+        self._driver.counters.incr("peers.up")
+        log.info("peer_up", peer=str(step.peer))
+
+    def _on_peer_blocked(self, step: steps.PeerBlocked) -> None:
+        log.info("peer_blocked", peer=str(step.peer), reason=step.reason)
+        self._driver.manager.disconnect(step.peer, f"peer_{step.reason}")
+
+    def _on_app_event(self, step: steps.AppEvent) -> None:
+        self._driver.hub.publish(step.topic, step.module_name, step.value_bytes)
+
+    def _on_op_failed(self, step: steps.OpFailed) -> None:
+        log.warning(
+            "op_failed",
+            op_ref=step.op_ref,
+            exec_id=step.exec_id,
+            kind=step.error.kind,
+            reason=step.error.detail,
+        )
+
+    def _on_lifecycle(self, step: steps.LifecycleFired) -> None:
+        log.info("lifecycle_fired", phase=step.phase)

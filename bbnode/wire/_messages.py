@@ -1,0 +1,95 @@
+"""Inbound buffering of the 2-byte length-prefixed Noise messages a connection receives.
+
+Every handshake and transport message on the wire is a u16 big-endian length, then that many
+bytes (libp2p Noise). `MessageBuffer` stores what `receive_data` is given and hands out whole
+messages, copying as little as it can: a caller's chunk that holds whole messages is read in
+place through memoryviews; only a message split across chunks is assembled in a bytearray.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+from bbnode.wire.errors import LocalProtocolError
+from bbnode.wire.transport import MAX_NOISE_MESSAGE
+
+__all__ = ["LENGTH_PREFIX", "U16", "MessageBuffer"]
+
+#: Bytes of the length prefix in front of every Noise message.
+LENGTH_PREFIX: Final = 2
+U16 = struct.Struct(">H")
+# Compact the inbound buffer once this much of it has been consumed (amortised O(n)).
+_COMPACT_AFTER: Final = MAX_NOISE_MESSAGE
+
+
+class MessageBuffer:
+    """The inbound half of `SecureConnection`: bytes in, whole messages out (no decryption)."""
+
+    __slots__ = ("_eof", "_inbound", "_pos")
+
+    def __init__(self) -> None:
+        # Unconsumed input from `_pos` on. While the caller's chunks hold whole messages it is
+        # their own `bytes` object (no copy; messages are read through memoryviews); only a
+        # message split across chunks is assembled in a bytearray.
+        self._inbound: bytes | bytearray = b""
+        self._pos = 0
+        self._eof = False
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the peer; `b""` signals EOF. Does no other work."""
+        if self._eof:
+            if data:
+                raise LocalProtocolError("receive_data after EOF")
+            return
+        if not data:
+            self._eof = True
+            return
+        inbound = self._inbound
+        if self._pos == len(inbound):  # everything buffered was consumed
+            self._inbound = data if type(data) is bytes else bytes(data)
+            self._pos = 0
+        elif type(inbound) is bytes:
+            self._inbound = bytearray(memoryview(inbound)[self._pos :])
+            self._inbound += data
+            self._pos = 0
+        else:
+            inbound += data
+
+    def _take_message(self) -> bytes | memoryview | None:
+        """The next whole length-prefixed message from the inbound buffer, or None."""
+        buf, pos = self._inbound, self._pos
+        available = len(buf) - pos
+        if available < LENGTH_PREFIX:
+            self._keep_only_the_rest()
+            return None
+        (length,) = U16.unpack_from(buf, pos)
+        if available < LENGTH_PREFIX + length:
+            self._keep_only_the_rest()
+            return None
+        start = pos + LENGTH_PREFIX
+        end = start + length
+        if type(buf) is bytes:  # immutable: a view is safe and saves a copy
+            self._pos = end
+            return memoryview(buf)[start:end]
+        assert isinstance(buf, bytearray)
+        with memoryview(buf) as view:
+            message = bytes(view[start:end])
+        if end == len(buf):
+            buf.clear()
+            end = 0
+        elif end >= _COMPACT_AFTER and end * 2 >= len(buf):
+            # Drop consumed bytes only once they are most of the buffer: amortised O(n).
+            del buf[:end]
+            end = 0
+        self._pos = end
+        return message
+
+    def _keep_only_the_rest(self) -> None:
+        """Waiting for more input: hold only the incomplete message, not the caller's chunk."""
+        pos = self._pos
+        if pos and type(self._inbound) is bytes:
+            rest = len(self._inbound) - pos
+            # All consumed (the usual case): nothing to hold, and no empty copy to make.
+            self._inbound = bytearray(memoryview(self._inbound)[pos:]) if rest else b""
+            self._pos = 0
