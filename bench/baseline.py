@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 import trio
 
-from bbnode.daemon._peer_conn import handshake
+from bbnode.daemon._handshake import handshake
 from bbnode.wire import FrameReceived, IdentityKey, SecureConnection
 
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import structlog
 import trio
 
-from bbnode.daemon._peer_conn import OutboundFrame, PeerConnection
+from bbnode.daemon._peer_conn import PeerConnection
+from bbnode.daemon._send_queue import OutboundFrame
 from bbnode.daemon.events import DialFailedIn, DriverInput, UnsentIn
 from bbnode.ids import Address, PeerId
 from bbnode.wire import SecureConnection

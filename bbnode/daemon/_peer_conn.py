@@ -1,4 +1,4 @@
-"""One authenticated connection: the Noise handshake, then a reader and a writer task.
+"""One authenticated connection (after :mod:`._handshake`): a reader and a writer task.
 
 The reader feeds the sans-IO ``SecureConnection`` and forwards *every* frame decrypted from
 one socket read as a single :class:`~.events.FramesIn` item on the driver's bounded ingress
@@ -6,7 +6,7 @@ channel (a full channel stops us reading, which pushes back on the peer through 
 of growing memory; one item per read, not per frame, keeps the driver's wakeups per read).
 
 Sending: the driver appends to the outbound queue, a plain deque, and at the end of its turn
-flushes every queue it touched (:class:`SendScheduler`): *every* frame queued (up to
+flushes every queue it touched (:class:`~._send_queue.SendScheduler`): *every* frame queued (up to
 ``COALESCE_MAX_BYTES``) is encrypted with one ``send_frames`` and written with one
 non-blocking write straight from the driver, so a request costs no task switch on the way
 out. Only what the socket does not take at once goes to the writer task (``send_all``),
@@ -14,7 +14,7 @@ and while the writer is busy it takes the queue itself.
 
 Backpressure: a queue above ``high_water_frames`` puts the connection in ``sends.over``;
 the driver stops taking input while such a connection is still writing (see
-:meth:`SendScheduler.blocking`), so a local burst waits for the socket instead of
+:meth:`~._send_queue.SendScheduler.blocking`), so a local burst waits for the socket instead of
 overflowing the queue. The hard bound ``queue_frames`` only refuses frames for a peer that
 stopped reading.
 
@@ -32,154 +32,25 @@ from typing import Any
 
 import trio
 
+from bbnode.daemon._handshake import RECEIVE_BYTES, ConnectionClosed, reason_of
+from bbnode.daemon._send_queue import OutboundFrame, SendScheduler
 from bbnode.daemon.events import DriverInput, FramesIn
 from bbnode.ids import Address, PeerId
 from bbnode.wire import ConnectionClosed as WireClosed
 from bbnode.wire import (
     ConnectionState,
     FrameReceived,
-    HandshakeComplete,
     LocalProtocolError,
     RemoteProtocolError,
     SecureConnection,
 )
 
-__all__ = [
-    "COALESCE_MAX_BYTES",
-    "OutboundFrame",
-    "PeerConnection",
-    "SendScheduler",
-    "handshake",
-]
+__all__ = ["COALESCE_MAX_BYTES", "PeerConnection"]
 
 #: Stop coalescing once a burst reaches this many plaintext bytes, so one huge burst does
 #: not hold a large ciphertext buffer; the rest goes in the next write.
 COALESCE_MAX_BYTES = 1 << 20
-_RECEIVE_BYTES = 65536
 _ESTABLISHED = ConnectionState.ESTABLISHED
-
-
-class ConnectionClosed(Exception):
-    """Raised inside a connection's tasks to end it with ``reason``."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-# Not frozen: one is built per envelope sent, and a frozen dataclass's __init__ costs
-# four times as much. Treat it as immutable all the same.
-@dataclass(slots=True)
-class OutboundFrame:
-    """An encoded envelope waiting for a socket; ``wire_req_id`` when it is a request.
-
-    Immutable by convention (nothing assigns to a field after construction)."""
-
-    frame: bytes
-    wire_req_id: int | None = None
-    #: The engine's envelope, kept so an unsent frame can be handed back to the engine.
-    envelope: Any = None
-
-
-class SendScheduler:
-    """Outbound bookkeeping shared by the connections of one manager.
-
-    - ``dirty``: connections given frames since the last :meth:`flush`. The driver calls
-      :meth:`flush` once per turn, which encrypts each dirty queue and writes it straight
-      to its socket when the writer task is idle (no task switch per burst); what the
-      socket does not take at once goes to the writer task.
-    - ``over``: connections whose queue reached ``high_water_frames`` (mapped to the time
-      of their last write); one leaves once its queue is back to half that.
-      :meth:`blocking` tells the driver whether to wait for sockets before taking input.
-    """
-
-    def __init__(self, high_water_frames: int = 1024, stall_s: float = 1.0) -> None:
-        self.high_water_frames = high_water_frames
-        self.low_water_frames = high_water_frames // 2
-        #: A member of ``over`` that wrote nothing for this long no longer holds the
-        #: driver back (a peer that stopped reading must not stall the node).
-        self.stall_s = stall_s
-        self.over: dict[PeerConnection, float] = {}
-        self.dirty: list[PeerConnection] = []
-        #: Set (then replaced) after every write of a member of ``over``.
-        self.progress = trio.Event()
-
-    def flush(self) -> None:
-        """Write every dirty connection's queue (see the class docstring)."""
-        dirty = self.dirty
-        if dirty:
-            self.dirty = []
-            for conn in dirty:
-                conn.flush()
-
-    def blocking(self, now: float) -> float | None:
-        """The earliest stall deadline among ``over`` members still writing, or None."""
-        deadline = math.inf
-        for last_progress_s in self.over.values():
-            until = last_progress_s + self.stall_s
-            if now < until < deadline:
-                deadline = until
-        return None if deadline == math.inf else deadline
-
-    async def wait_for_progress(self, deadline: float) -> None:
-        """Wait until a member of ``over`` wrote, or ``deadline`` (trio time)."""
-        with trio.move_on_at(deadline):
-            await self.progress.wait()
-
-    def note_queued(self, conn: PeerConnection) -> None:
-        """``conn``'s queue reached the high-water mark."""
-        if conn not in self.over:
-            self.over[conn] = trio.current_time()
-
-    def note_written(self, conn: PeerConnection, now: float) -> None:
-        """``conn`` completed a write at ``now``."""
-        if conn in self.over:
-            if len(conn.outbox) <= self.low_water_frames:
-                del self.over[conn]
-            else:
-                self.over[conn] = now
-            self.progress.set()
-            self.progress = trio.Event()
-
-    def forget(self, conn: PeerConnection) -> None:
-        """``conn`` closed or was emptied."""
-        self.over.pop(conn, None)
-
-
-async def handshake(stream: trio.abc.Stream, secure: SecureConnection, timeout_s: float) -> PeerId:
-    """Run the Noise handshake to completion; returns the authenticated remote PeerId.
-
-    Raises ``ConnectionClosed`` with ``handshake_timeout``, ``eof_in_handshake`` or the
-    remote error's reason.
-    """
-    with trio.move_on_after(timeout_s):
-        try:
-            out = secure.data_to_send()
-            if out:
-                await stream.send_all(out)
-            while True:
-                event = secure.next_event()
-                out = secure.data_to_send()
-                if out:
-                    await stream.send_all(out)
-                if isinstance(event, HandshakeComplete):
-                    return event.remote_peer
-                if event is not None:
-                    raise ConnectionClosed("protocol_violation")
-                data = await stream.receive_some(_RECEIVE_BYTES)
-                secure.receive_data(bytes(data))
-                if not data:
-                    raise ConnectionClosed("eof_in_handshake")
-        except RemoteProtocolError as exc:
-            raise ConnectionClosed(f"handshake_failed: {_reason(exc)}") from exc
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise ConnectionClosed("eof_in_handshake") from exc
-    raise ConnectionClosed("handshake_timeout")
-
-
-def _reason(exc: RemoteProtocolError) -> str:
-    reason = getattr(exc, "reason", None)
-    return str(reason) if reason else type(exc).__name__
 
 
 @dataclass(eq=False)
@@ -388,14 +259,14 @@ class PeerConnection:
                         idle.deadline = self._active_at + self.idle_timeout_s
                     if secure.state is not _ESTABLISHED:
                         continue  # an error after those frames: the next call raises it
-                data = await receive_some(_RECEIVE_BYTES)
+                data = await receive_some(RECEIVE_BYTES)
                 if not data:
                     raise ConnectionClosed("eof")
                 self.bytes_in += len(data)
                 self._active_at = trio.current_time()
                 secure.receive_data(bytes(data))
         except RemoteProtocolError as exc:
-            raise ConnectionClosed(f"protocol_error: {_reason(exc)}") from exc
+            raise ConnectionClosed(f"protocol_error: {reason_of(exc)}") from exc
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise ConnectionClosed("reset") from exc
 

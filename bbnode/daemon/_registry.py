@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 import structlog
 import trio
 
-from bbnode.daemon._peer_conn import ConnectionClosed, PeerConnection, handshake
+from bbnode.daemon._handshake import ConnectionClosed, handshake
+from bbnode.daemon._peer_conn import PeerConnection
 from bbnode.daemon.events import Connected, Disconnected, DriverInput, UnsentIn
 from bbnode.ids import Address
 from bbnode.wire import SecureConnection

@@ -21,8 +21,9 @@ import structlog
 import trio
 
 from bbnode.daemon._dialer import Dialer
-from bbnode.daemon._peer_conn import OutboundFrame, PeerConnection, SendScheduler
+from bbnode.daemon._peer_conn import PeerConnection
 from bbnode.daemon._registry import Registry
+from bbnode.daemon._send_queue import OutboundFrame, SendScheduler
 from bbnode.daemon.bootstrap import LearnedPeer, keep_bootstrap_link
 from bbnode.daemon.counters import Counters
 from bbnode.daemon.events import DriverInput

@@ -168,7 +168,7 @@ async def test_raw_secure_client_can_talk() -> None:
         key = IdentityKey.from_seed(b"\x05" * 32)
         secure = SecureConnection(key, initiator=True, expected_peer=a.peer)
         stream = await trio.open_tcp_stream("127.0.0.1", a.address.tcp_endpoint()[1])  # type: ignore[index]
-        from bbnode.daemon._peer_conn import handshake
+        from bbnode.daemon._handshake import handshake
 
         assert await handshake(stream, secure, 5) == a.peer
         secure.send_frame(b"raw")

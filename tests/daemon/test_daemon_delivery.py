@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import trio
 
 from bbnode.config import parse_config
-from bbnode.daemon._peer_conn import OutboundFrame
+from bbnode.daemon._send_queue import OutboundFrame
 from bbnode.daemon.driver import EngineDriver
 from bbnode.daemon.events import UnsentIn
 from bbnode.daemon.supervisor import Daemon
