@@ -114,7 +114,7 @@ def _framework_snapshot(engine: Engine) -> FrameworkSnapshot:
             for peer, held in engine.held.items()
         ],
         held_dropped=engine.held_dropped,
-        src_address_cache=[[p.to_bytes(), list(raw)] for p, raw in engine.src_cache.items()],
+        src_address_cache=[[p.to_bytes(), list(raw)] for p, (raw, _) in engine.src_cache.items()],
     )
 
 
@@ -272,8 +272,8 @@ def _restore_framework(engine: Engine, fw: FrameworkSnapshot) -> None:
         engine.pending_outbound.append((peer, envelope, True))
     engine.suspects = governor.suspect_keys()
     engine.suspects.update(backoff.keys())
-    engine.src_cache = {
-        _peer(f"src_address_cache[{i}]", p): tuple(raw)
+    engine.src_cache = {  # no policy token yet: each peer's first envelope asks the governor
+        _peer(f"src_address_cache[{i}]", p): (tuple(raw), None)
         for i, (p, raw) in enumerate(fw.src_address_cache)
     }
 

@@ -130,8 +130,10 @@ class EngineCore:
         self.suspects: set[bytes] = set()
         # contexts are reused per op site (a context is only valid during its dispatch)
         self.contexts: dict[int, Any] = {}
-        # last src_peer_addresses merged per peer (skips re-parsing unchanged addresses)
-        self.src_cache: dict[PeerId, tuple[bytes, ...]] = {}
+        # per peer: (last src_peer_addresses merged, which skips re-parsing unchanged ones;
+        # the governor's `policy_token` when it last let the peer in, which skips asking it
+        # again until its policy changes). Only the addresses go into snapshots.
+        self.src_cache: dict[PeerId, tuple[tuple[bytes, ...], object]] = {}
         self.suffix_cache: dict[tuple[str, str], bytes] = {}
         self.type_hash_cache: dict[type, int] = {}
         # `msgpack.packb` builds a Packer per call; one per engine (used only by the thread

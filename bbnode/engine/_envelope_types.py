@@ -109,6 +109,22 @@ class FillError:
     type_hash: int
 
 
+# What the engine's inbound path reads instead of the value objects (`decode_parts`).
+# One good fill: (index in the envelope as sent, dest_suffix, payload, trigger_only, type_hash).
+RawFill = tuple[int, bytes, bytes, bool, int]
+# (good fills, fill errors, correlation, remaining_deadline_ns, dest_peer_addresses,
+# src_peer_addresses, edge_rtt_reports).
+RawEnvelope = tuple[
+    list[RawFill],
+    tuple[FillError, ...],
+    Correlation,
+    int | None,
+    tuple[bytes, ...],
+    tuple[bytes, ...],
+    tuple[tuple[bytes, int], ...],
+]
+
+
 @dataclass(frozen=True, slots=True)
 class DecodedEnvelope:
     """What `decode_envelope` returns: the envelope with only its good fills, and the rest."""

@@ -88,9 +88,16 @@ class PeerGovernor:
 
     Decisions are `Allow()` or `Deny(reason)`; the hot-path checks are O(1) and allocate
     nothing (shared decision instances are returned).
+
+    `policy_token` lets a caller remember "`check_inbound` allowed this peer" and trust it
+    later without asking again: it is a fresh object after every change that can deny a peer
+    allowed before (a ban added or replaced, the allowlist set or cleared). Lifting a ban,
+    the expiry sweep and health updates keep it, since they never turn an allow into a deny;
+    nor does time, as long as the caller's clock never goes back (a ban in force at a later
+    `now_ns` was in force at an earlier one). A new governor has a token of its own.
     """
 
-    __slots__ = ("_allowlist", "_blocks", "_failure_threshold", "_health")
+    __slots__ = ("_allowlist", "_blocks", "_failure_threshold", "_health", "policy_token")
 
     def __init__(self, failure_threshold: int = DEFAULT_FAILURE_THRESHOLD) -> None:
         """No bans, no allowlist (open), no health; threshold clamped to at least 1."""
@@ -99,6 +106,7 @@ class PeerGovernor:
         self._allowlist: frozenset[PeerId] | None = None
         # peer bytes -> its snapshot row (what capture hands over and restore adopts as is)
         self._health: dict[bytes, HealthEntry] = {}
+        self.policy_token = object()
 
     # configuration --------------------------------------------------------------------------
     @property
@@ -117,6 +125,7 @@ class PeerGovernor:
         """
         if peers is None:
             self._allowlist = None
+            self.policy_token = object()
             return
         allow = frozenset(peers)
         for peer in allow:
@@ -125,6 +134,7 @@ class PeerGovernor:
                     f"allowlist entries must be PeerIds, got {type(peer).__name__}"
                 )
         self._allowlist = allow
+        self.policy_token = object()
 
     @property
     def allowlist(self) -> frozenset[PeerId] | None:
@@ -140,6 +150,7 @@ class PeerGovernor:
         the previous one, so re-banning can shorten or lengthen it.
         """
         self._blocks.add(peer, until_ns, source)
+        self.policy_token = object()
 
     def unblock(self, peer: PeerId) -> bool:
         """Lift every ban on `peer` (both sources); True if there was one."""
@@ -151,6 +162,7 @@ class PeerGovernor:
         Runtime bans are untouched, including those of peers the new config also lists.
         """
         self._blocks.replace_source("config", peers)
+        self.policy_token = object()
 
     def block_entry(self, peer: PeerId) -> BlockEntry | None:
         """The ban that governs `peer` (a permanent one first, else the latest-ending)."""
