@@ -9,7 +9,6 @@ them as peer failures and declared ``PeerDown``, the driver closed the connectio
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from typing import Any, ClassVar
 
 import trio
 
-from bbnode.config import parse_config
 from bbnode.daemon._send_queue import OutboundFrame
 from bbnode.daemon.driver import EngineDriver
 from bbnode.daemon.events import UnsentIn
@@ -26,6 +24,8 @@ from bbnode.daemon.supervisor import Daemon
 from bbnode.engine import steps
 from bbnode.engine.component import Component, Immediate
 from bbnode.ids import PeerId
+from tests.daemon._harness import free_port
+from tests.daemon._inprocess import inprocess_config
 
 #: Generous bound for every wait (a loaded CI machine), never a timing assertion.
 WAIT_S = 60
@@ -55,36 +55,6 @@ class Sink(Component):
         return Immediate()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _config(state: Path, port: int, bootstrap: str = "", heartbeat: bool = True) -> Any:
-    boot = f'bootstrap = ["{bootstrap}"]' if bootstrap else ""
-    return parse_config(
-        f"""
-[node]
-state_dir = "{state}"
-listen = ["/ip4/127.0.0.1/tcp/{port}"]
-{boot}
-[snapshot]
-interval_s = 3600
-[log]
-level = "warning"
-format = "json"
-[protocols.peer_exchange]
-enabled = false
-[protocols.pubsub]
-enabled = false
-[protocols.heartbeat]
-enabled = {"true" if heartbeat else "false"}
-"""
-    )
-
-
 @dataclass
 class Pair:
     a: Daemon
@@ -106,8 +76,10 @@ class Pair:
 async def two_daemons(tmp_path: Path, heartbeat: bool = True) -> AsyncIterator[Pair]:
     """Daemon ``b`` listening, daemon ``a`` bootstrapped to it and connected."""
     a_sink, b_sink = Sink(), Sink()
-    port_b = _free_port()
-    b = Daemon(_config(tmp_path / "b", port_b, heartbeat=heartbeat), extra_components=[b_sink])
+    port_b = free_port()
+    b = Daemon(
+        inprocess_config(tmp_path / "b", port_b, heartbeat=heartbeat), extra_components=[b_sink]
+    )
     with trio.fail_after(WAIT_S):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(b.serve)
@@ -115,7 +87,7 @@ async def two_daemons(tmp_path: Path, heartbeat: bool = True) -> AsyncIterator[P
             assert b.backend is not None
             b_peer = b.backend.driver.manager.local_peer
             boot = f"/ip4/127.0.0.1/tcp/{port_b}/p2p/{b_peer}"
-            a_config = _config(tmp_path / "a", _free_port(), boot, heartbeat)
+            a_config = inprocess_config(tmp_path / "a", None, boot, heartbeat)
             a = Daemon(a_config, extra_components=[a_sink])
             nursery.start_soon(a.serve)
             await a.ready.wait()

@@ -8,16 +8,15 @@ which the next deadline must still be armed), and a later timer outliving both.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any, ClassVar
 
 import trio
 
-from bbnode.config import parse_config
 from bbnode.daemon.driver import EngineDriver
 from bbnode.daemon.supervisor import Daemon
 from bbnode.engine.component import Component, Immediate
+from tests.daemon._inprocess import inprocess_config
 
 #: Generous bound for every wait (a loaded CI machine), never a timing assertion.
 WAIT_S = 60
@@ -54,34 +53,6 @@ class Timers(Component):
         return Immediate()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _config(state: Path) -> Any:
-    return parse_config(
-        f"""
-[node]
-state_dir = "{state}"
-listen = ["/ip4/127.0.0.1/tcp/{_free_port()}"]
-[snapshot]
-interval_s = 3600
-[log]
-level = "warning"
-format = "json"
-[protocols.heartbeat]
-enabled = false
-[protocols.peer_exchange]
-enabled = false
-[protocols.pubsub]
-enabled = false
-"""
-    )
-
-
 async def _run(daemon: Daemon, op: str, inputs: dict[str, Any]) -> None:
     """Run ``op`` at the current time: the engine's clock only moves when it is ticked."""
 
@@ -96,7 +67,7 @@ async def _run(daemon: Daemon, op: str, inputs: dict[str, Any]) -> None:
 async def test_timers_fire_in_deadline_order_as_the_wake_deadline_moves(tmp_path: Path) -> None:
     timers = Timers()
     timers.expected = 3
-    daemon = Daemon(_config(tmp_path), extra_components=[timers])
+    daemon = Daemon(inprocess_config(tmp_path), extra_components=[timers])
     with trio.fail_after(WAIT_S):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(daemon.serve)
@@ -119,7 +90,7 @@ async def test_timer_armed_after_idle_counts_from_now(tmp_path: Path) -> None:
     quiet spell never fires early (it would if it counted from the last tick)."""
     timers = Timers()
     timers.expected = 1
-    daemon = Daemon(_config(tmp_path), extra_components=[timers])
+    daemon = Daemon(inprocess_config(tmp_path), extra_components=[timers])
     with trio.fail_after(WAIT_S):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(daemon.serve)
