@@ -1,22 +1,39 @@
 """Daemon bench: two daemons on loopback, request/response and one-way through the engine.
 
-Both daemons run in this process (one trio loop, as the baseline's two ends do) with a
-bench component; then the bare trio + Noise + msgpack pair of ``baseline.py`` does the same
-work, and the ratios are printed. JSON lines on stdout; logs go to stderr at warning level.
-``BB_BENCH_PROFILE=PATH`` profiles the daemon half with cProfile (see ``_run_daemons``).
+Measures, through the engine and a ``bench`` component on each daemon: sequential
+request/response round trips/s with p50/p99 latency (A pings B, B replies), then one-way
+messages/s (A's ``blast`` op sends N messages; timed from the first send until B has them
+all). In the same run the bare trio + Noise + msgpack pair of ``baseline.py`` does the same
+work in the same mode, and the ratios are printed.
 
-Targets (issue 5): round trips ≥ 50 % of the bare pair, p99 ≤ 2x the bare pair, one-way
-≥ 100 000 messages/s.
+Modes (every line carries ``"processes": 1|2``, otherwise the same keys):
+
+* default, two processes: daemon B runs in a child process (this file with the hidden
+  ``--serve-b N`` flag), as real deployments run each daemon; it prints its address, then a
+  ``received`` line once all N one-way messages are in. The bare pair's server end is a
+  child process likewise. Children stop when their stdin closes and are killed if they
+  linger, so none outlives the bench.
+* ``--one-process``: both daemons (and both bare ends) in this process on one trio loop;
+  one core does the sender's and the receiver's work.
+
+JSON lines on stdout; logs go to stderr at warning level. ``BB_BENCH_PROFILE=PATH`` profiles
+the daemon half with cProfile: this process (A, or both daemons) to ``PATH``, the child B to
+``PATH.b``. Run under the shared lock: ``flock /tmp/bench.lock python bench/daemon_bench.py``.
+
+Targets (issue 5): round trips >= 50 % of the bare pair, p99 <= 2x the bare pair, one-way
+>= 100 000 messages/s.
 """
 
 from __future__ import annotations
 
+import argparse
 import cProfile
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,7 +46,19 @@ from bbnode.ids import PeerId
 from bbnode.logs import configure_logging
 
 sys.path.insert(0, str(Path(__file__).parent))
-from baseline import run_baseline
+from baseline import (
+    close_stdin,
+    open_child,
+    print_line,
+    run_baseline,
+    run_baseline_two_process,
+    wait_stdin_eof,
+)
+
+#: Seconds to wait for B to receive the whole one-way blast before reporting what it has.
+ONE_WAY_WAIT_S = 10.0
+#: Seconds the daemon half may take in all before the bench fails (a run takes ~3).
+BENCH_TIMEOUT_S = 120.0
 
 
 class Bench(Component):
@@ -38,14 +67,15 @@ class Bench(Component):
     TYPE_NAME: ClassVar[str] = "bench"
     OPS: ClassVar[tuple[str, ...]] = ("go", "ping", "pong", "blast", "msg")
 
-    def __init__(self) -> None:
+    def __init__(self, expected: int = 0) -> None:
         super().__init__()
         self.target: PeerId | None = None
         self.remaining = 0
         self.sent_at = 0
         self.latencies: list[int] = []
         self.done = trio.Event()
-        self.expected = 0
+        #: One-way messages to receive before ``one_way_done`` is set.
+        self.expected = expected
         self.received = 0
         self.one_way_done = trio.Event()
 
@@ -110,54 +140,42 @@ def _free_port() -> int:
         return port
 
 
-async def run_daemon_bench(round_trips: int = 2000, one_way: int = 20000) -> dict[str, Any]:
-    """Measure through two in-process daemons; returns the figures."""
-    with tempfile.TemporaryDirectory() as tmp:
-        port_a, port_b = _free_port(), _free_port()
-        a_bench, b_bench = Bench(), Bench()
-        daemon_b = Daemon(_config(Path(tmp) / "b", port_b), extra_components=[b_bench])
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(daemon_b.serve)
-            await daemon_b.ready.wait()
-            assert daemon_b.backend is not None
-            b_peer = daemon_b.backend.driver.manager.local_peer
-            addr = f"/ip4/127.0.0.1/tcp/{port_b}/p2p/{b_peer}"
-            daemon_a = Daemon(_config(Path(tmp) / "a", port_a, addr), extra_components=[a_bench])
-            nursery.start_soon(daemon_a.serve)
-            await daemon_a.ready.wait()
-            backend = daemon_a.backend
-            assert backend is not None
-            peer = b_peer.to_bytes()
-            # Warm up (connects), then measure.
-            await backend.call(lambda d: d.node.invoke("bench", "go", {"peer": peer, "count": 50}))
-            await a_bench.done.wait()
-            a_bench.done = trio.Event()
-            a_bench.latencies.clear()
-            start = time.perf_counter()
-            await backend.call(
-                lambda d: d.node.invoke("bench", "go", {"peer": peer, "count": round_trips})
-            )
-            await a_bench.done.wait()
-            elapsed = time.perf_counter() - start
-            lat = sorted(a_bench.latencies)
-            b_bench.expected = one_way
-            start = time.perf_counter()
-            # Blast in chunks (one op must stay under the engine's outbound queue of 10 000).
-            # No waiting here: the driver itself stops taking input (these calls included)
-            # while a socket's queue is above its high-water mark.
-            chunk = 1000
-            for i in range(0, one_way, chunk):
-                n = min(chunk, one_way - i)
-                await backend.call(
-                    lambda d, n=n: d.node.invoke("bench", "blast", {"peer": peer, "count": n})
-                )
-            with trio.move_on_after(10):
-                await b_bench.one_way_done.wait()
-            one_way_s = time.perf_counter() - start
-            delivered = b_bench.received
-            dropped = daemon_a.counters.as_dict()
-            daemon_a.request_stop()
-            daemon_b.request_stop()
+async def _measure(
+    daemon_a: Daemon,
+    a_bench: Bench,
+    b_peer: PeerId,
+    round_trips: int,
+    one_way: int,
+    all_received: Callable[[], Awaitable[int]],
+) -> dict[str, Any]:
+    """Round trips then the one-way blast from daemon A to B; ``all_received`` waits for B
+    (at most ``ONE_WAY_WAIT_S``) and returns how many one-way messages B got."""
+    backend = daemon_a.backend
+    assert backend is not None
+    peer = b_peer.to_bytes()
+    # Warm up (connects), then measure.
+    await backend.call(lambda d: d.node.invoke("bench", "go", {"peer": peer, "count": 50}))
+    await a_bench.done.wait()
+    a_bench.done = trio.Event()
+    a_bench.latencies.clear()
+    start = time.perf_counter()
+    await backend.call(lambda d: d.node.invoke("bench", "go", {"peer": peer, "count": round_trips}))
+    await a_bench.done.wait()
+    elapsed = time.perf_counter() - start
+    lat = sorted(a_bench.latencies)
+    start = time.perf_counter()
+    # Blast in chunks (one op must stay under the engine's outbound queue of 10 000).
+    # No waiting here: the driver itself stops taking input (these calls included)
+    # while a socket's queue is above its high-water mark.
+    chunk = 1000
+    for i in range(0, one_way, chunk):
+        n = min(chunk, one_way - i)
+        await backend.call(
+            lambda d, n=n: d.node.invoke("bench", "blast", {"peer": peer, "count": n})
+        )
+    delivered = await all_received()
+    one_way_s = time.perf_counter() - start
+    dropped = daemon_a.counters.as_dict()
     return {
         "round_trips_per_s": round(round_trips / elapsed),
         "p50_us": lat[len(lat) // 2] / 1000,
@@ -171,35 +189,161 @@ async def run_daemon_bench(round_trips: int = 2000, one_way: int = 20000) -> dic
     }
 
 
-def _run_daemons() -> dict[str, Any]:
-    """The daemon half; under cProfile (stats written there) when ``BB_BENCH_PROFILE`` is set.
+async def _serve(daemon: Daemon, bench_over: trio.Event) -> None:
+    """Serve; a daemon stopping before the bench is over (a signal, say) fails the bench
+    rather than leaving it waiting for replies that never come."""
+    await daemon.serve()
+    if not bench_over.is_set():
+        raise RuntimeError("a daemon stopped before the bench was over")
 
-    Profiling slows everything: read the profile's proportions, not the figures it prints.
-    """
-    profile_path = os.environ.get("BB_BENCH_PROFILE")
-    if not profile_path:
-        return trio.run(run_daemon_bench)
-    profiler = cProfile.Profile()
-    profiler.enable()
-    try:
-        figures = trio.run(run_daemon_bench)
-    finally:
-        profiler.disable()
-    profiler.dump_stats(profile_path)
+
+def _address(port: int, peer: PeerId) -> str:
+    return f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer}"
+
+
+async def run_daemon_bench(round_trips: int = 2000, one_way: int = 20000) -> dict[str, Any]:
+    """Measure through two daemons in this process (one trio loop); returns the figures."""
+    bench_over = trio.Event()
+    with trio.fail_after(BENCH_TIMEOUT_S), tempfile.TemporaryDirectory() as tmp:
+        port_a, port_b = _free_port(), _free_port()
+        a_bench, b_bench = Bench(), Bench(expected=one_way)
+        daemon_b = Daemon(_config(Path(tmp) / "b", port_b), extra_components=[b_bench])
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_serve, daemon_b, bench_over)
+            await daemon_b.ready.wait()
+            assert daemon_b.backend is not None
+            b_peer = daemon_b.backend.driver.manager.local_peer
+            config_a = _config(Path(tmp) / "a", port_a, _address(port_b, b_peer))
+            daemon_a = Daemon(config_a, extra_components=[a_bench])
+            nursery.start_soon(_serve, daemon_a, bench_over)
+            await daemon_a.ready.wait()
+
+            async def all_received() -> int:
+                with trio.move_on_after(ONE_WAY_WAIT_S):
+                    await b_bench.one_way_done.wait()
+                return b_bench.received
+
+            figures = await _measure(daemon_a, a_bench, b_peer, round_trips, one_way, all_received)
+            bench_over.set()
+            daemon_a.request_stop()
+            daemon_b.request_stop()
     return figures
 
 
-def main() -> None:
-    """Run both benches and print JSON lines with the ratios."""
+async def run_daemon_bench_two_process(
+    round_trips: int = 2000, one_way: int = 20000
+) -> dict[str, Any]:
+    """Measure with daemon B in a child process (``--serve-b``); returns the figures.
+
+    The one-way time runs until B's ``received`` line arrives here (one pipe hop more than
+    the in-process event: microseconds). If B has not got everything within
+    ``ONE_WAY_WAIT_S``, its stdin is closed and it reports what it has before stopping.
+    """
+    bench_over = trio.Event()
+    with trio.fail_after(BENCH_TIMEOUT_S), tempfile.TemporaryDirectory() as tmp:
+        async with open_child([__file__, "--serve-b", str(one_way)]) as (child, lines):
+            ready = await lines.next()
+            b_peer = PeerId.from_string(ready["peer"])
+            a_bench = Bench()
+            config_a = _config(Path(tmp) / "a", _free_port(), _address(ready["port"], b_peer))
+            daemon_a = Daemon(config_a, extra_components=[a_bench])
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_serve, daemon_a, bench_over)
+                await daemon_a.ready.wait()
+
+                async def all_received() -> int:
+                    with trio.move_on_after(ONE_WAY_WAIT_S):
+                        return int((await lines.next())["received"])
+                    await close_stdin(child)
+                    return int((await lines.next())["received"])
+
+                figures = await _measure(
+                    daemon_a, a_bench, b_peer, round_trips, one_way, all_received
+                )
+                bench_over.set()
+                daemon_a.request_stop()
+    return figures
+
+
+async def _serve_b(one_way: int) -> None:
+    """The child of ``run_daemon_bench_two_process``: daemon B until stdin closes.
+
+    Prints ``{"peer", "port"}`` once serving, then ``{"received"}`` once all ``one_way``
+    messages are in, or at stdin EOF if they never were.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        port = _free_port()
+        bench = Bench(expected=one_way)
+        daemon = Daemon(_config(Path(tmp) / "b", port), extra_components=[bench])
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(daemon.serve)
+            await daemon.ready.wait()
+            assert daemon.backend is not None
+            peer = daemon.backend.driver.manager.local_peer
+            print_line(peer=str(peer), port=port)
+            report_scope = trio.CancelScope()
+            reported = False
+
+            async def report_when_done() -> None:
+                nonlocal reported
+                with report_scope:
+                    await bench.one_way_done.wait()
+                    reported = True
+                    print_line(received=bench.received)
+
+            nursery.start_soon(report_when_done)
+            await wait_stdin_eof()
+            report_scope.cancel()
+            if not reported:
+                print_line(received=bench.received)
+            daemon.request_stop()
+
+
+def _profiled(run: Callable[[], Any], path: str | None) -> Any:
+    """``run()``, under cProfile (stats written to ``path``) when ``path`` is set.
+
+    Profiling slows everything: read the profile's proportions, not the figures it prints.
+    """
+    if not path:
+        return run()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        return run()
+    finally:
+        profiler.disable()
+        profiler.dump_stats(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the daemon and baseline benches in one mode; print JSON lines with the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="run both daemons (and both baseline ends) in this process, on one trio loop",
+    )
+    parser.add_argument("--serve-b", type=int, metavar="N", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
     configure_logging("warning", "json", stream=sys.stderr)
-    daemon = _run_daemons()
-    print(json.dumps({"bench": "daemon", **daemon}), flush=True)
-    base = trio.run(run_baseline)
-    print(json.dumps({"bench": "baseline_trio_noise_msgpack", **base}), flush=True)
+    profile = os.environ.get("BB_BENCH_PROFILE")
+    if args.serve_b is not None:
+        _profiled(lambda: trio.run(_serve_b, args.serve_b), profile and f"{profile}.b")
+        return 0
+    processes = 1 if args.one_process else 2
+    run_daemons = run_daemon_bench if args.one_process else run_daemon_bench_two_process
+    daemon = _profiled(lambda: trio.run(run_daemons), profile)
+    print(json.dumps({"bench": "daemon", "processes": processes, **daemon}), flush=True)
+    base = trio.run(run_baseline if args.one_process else run_baseline_two_process)
+    print(
+        json.dumps({"bench": "baseline_trio_noise_msgpack", "processes": processes, **base}),
+        flush=True,
+    )
     print(
         json.dumps(
             {
                 "bench": "ratios",
+                "processes": processes,
                 "round_trips_vs_bare": round(
                     daemon["round_trips_per_s"] / base["round_trips_per_s"], 3
                 ),
@@ -208,7 +352,8 @@ def main() -> None:
             }
         )
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
