@@ -113,6 +113,34 @@ def test_round_trip(env: WireEnvelope) -> None:
     assert type(decoded.envelope.correlation.kind) is CorrelationKind
 
 
+@FAST
+@given(envelopes)
+def test_encoding_is_exactly_msgpack_of_the_wire_map(env: WireEnvelope) -> None:
+    """The encoder writes the map's bytes itself (no dicts built): they must be exactly what
+    msgpack makes of the seven-key map, keys in wire order, values in shortest form."""
+    wire_map = {
+        "dest_peer_addresses": list(env.dest_peer_addresses),
+        "fills": [
+            {
+                "dest_suffix": f.dest_suffix,
+                "payload": f.payload,
+                "trigger_only": f.trigger_only,
+                "type_hash": f.type_hash,
+            }
+            for f in env.fills
+        ],
+        "correlation": {
+            "kind": int(env.correlation.kind),
+            "wire_req_id": env.correlation.wire_req_id,
+        },
+        "remaining_deadline_ns": env.remaining_deadline_ns,
+        "edge_rtt_reports": [list(r) for r in env.edge_rtt_reports],
+        "src_peer_addresses": list(env.src_peer_addresses),
+        "schema_version": SCHEMA_VERSION,
+    }
+    assert encode_envelope(env) == msgpack.packb(wire_map)
+
+
 def test_wire_form_uses_upstream_field_names() -> None:
     env = WireEnvelope(
         fills=(SlotFill(SUFFIX, b"\x01", True, 7),),
