@@ -136,6 +136,8 @@ class EngineCore:
         self.src_cache: dict[PeerId, tuple[tuple[bytes, ...], object]] = {}
         self.suffix_cache: dict[tuple[str, str], bytes] = {}
         self.type_hash_cache: dict[type, int] = {}
+        # event type -> bound handler, for `handle_ingress` (built on first use)
+        self.ingress_handlers: dict[type, Callable[[Any], None]] | None = None
         # `msgpack.packb` builds a Packer per call; one per engine (used only by the thread
         # that polls, reset after every call, also on error) packs payloads and emits cheaper.
         self.pack_value: Callable[[Any], bytes] = msgpack.Packer(autoreset=True).pack

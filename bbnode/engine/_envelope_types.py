@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Final
 
+from bbnode.engine._fastinit import fast_frozen_init
+
 __all__ = [
     "SCHEMA_VERSION",
     "Correlation",
@@ -123,6 +125,12 @@ RawEnvelope = tuple[
     tuple[bytes, ...],
     tuple[tuple[bytes, int], ...],
 ]
+
+
+# Built once or more per sent request, response and message (see `_fastinit`).
+for _record in (Correlation, SlotFill, WireEnvelope):
+    fast_frozen_init(_record)
+del _record
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,15 @@ class InboundMixin(SyscallsMixin):
 
     def handle_ingress(self, events: list[IngressEvent]) -> None:
         """Apply `events` in order."""
-        handlers: dict[type, Callable[[Any], None]] = {
+        handlers = self.ingress_handlers
+        if handlers is None:
+            handlers = self.ingress_handlers = self._ingress_handlers()
+        for event in events:
+            handlers[event.__class__](event)
+
+    def _ingress_handlers(self) -> dict[type, Callable[[Any], None]]:
+        """The handler of each ingress event type (built once per engine, on first use)."""
+        return {
             EnvelopeFrom: self.on_envelope,
             Invoke: self._on_invoke,
             AppEvent: self._on_app_event,
@@ -75,8 +83,6 @@ class InboundMixin(SyscallsMixin):
             PeerConnected: self._on_connected,
             PeerDisconnected: self._on_disconnected,
         }
-        for event in events:
-            handlers[event.__class__](event)
 
     # -- envelopes -----------------------------------------------------------------------------
     def on_envelope(self, event: EnvelopeFrom) -> None:

@@ -97,27 +97,35 @@ class OutboundMixin(EngineCore):
 
     def emit_outputs(self) -> list[EngineStep]:
         """Phase 8: append this cycle's outbound and summary steps; return the full list."""
+        # Every list is touched only when it holds something: an idle cycle (a tick with
+        # nothing due) runs once per host turn.
         steps = self.steps
-        for peer, envelope, redelivered in self.pending_outbound:
-            steps.append(SendEnvelope(envelope, peer, redelivered))
-        self.pending_outbound.clear()
+        self.steps = []
+        pending = self.pending_outbound
+        if pending:
+            for peer, envelope, redelivered in pending:
+                steps.append(SendEnvelope(envelope, peer, redelivered))
+            pending.clear()
         for peer, envelope, redelivered in self.outq.drain():
             steps.append(SendEnvelope(envelope, peer, redelivered))
-        steps.extend(self.resolve_failed)
+        if self.resolve_failed:
+            steps.extend(self.resolve_failed)
+            self.resolve_failed = []
         dropped = self.outq.take_dropped() + self.held_dropped
-        self.held_dropped = 0
         if dropped:
+            self.held_dropped = 0
             self.counters.incr("outbound_dropped", dropped)
             steps.append(OutboundDropped(dropped))
         if self.budget_exceeded:
             steps.append(CycleBudgetExceeded(self.ops_invoked))
             self.budget_exceeded = False
-        steps.extend(self.transitions)
-        steps.extend(self.app_events)
-        self.steps = []
-        self.resolve_failed = []
-        self.transitions = []
-        self.app_events = []
-        self.blocked_this_cycle.clear()
+        if self.transitions:
+            steps.extend(self.transitions)
+            self.transitions = []
+        if self.app_events:
+            steps.extend(self.app_events)
+            self.app_events = []
+        if self.blocked_this_cycle:
+            self.blocked_this_cycle.clear()
         self.ops_invoked = 0
         return steps

@@ -13,7 +13,13 @@ from bbnode.engine._codec import roundtrip
 from bbnode.engine._outbound import OutboundMixin
 from bbnode.engine._state import PendingCompletion
 from bbnode.engine.component import Component, component_ref
-from bbnode.engine.envelope import Correlation, CorrelationKind, SlotFill, type_hash_of
+from bbnode.engine.envelope import (
+    Correlation,
+    CorrelationKind,
+    SlotFill,
+    WireEnvelope,
+    type_hash_of,
+)
 from bbnode.engine.errors import OpError
 from bbnode.engine.steps import AppEvent
 from bbnode.ids import Address, PeerId
@@ -21,6 +27,8 @@ from bbnode.ids import Address, PeerId
 __all__ = ["SyscallsMixin"]
 
 _NO_CORRELATION: Final = Correlation()
+_REQUEST: Final = CorrelationKind.REQUEST
+_RESPONSE: Final = CorrelationKind.RESPONSE
 _AFTER: Final = "after"
 _INTERVAL: Final = "interval"
 
@@ -122,16 +130,17 @@ class SyscallsMixin(OutboundMixin):
         else:
             ttl = max(0, _check_time("send: deadline_ns", deadline_ns) - self.now_ns)
         reply_site = site if reply_op is None else self.site_of(component, reply_op)
-        if not self.book.lookup_bytes(peer):
+        addresses = self.book.lookup_bytes(peer)
+        if not addresses:
             self.build_envelope(peer, fill, _NO_CORRELATION, ttl, site, exec_id)
             return 0
         # Outside an execution (on_install) there is no op to park: the response is dropped.
         parked = None if reply_site == 0 else [reply_site, exec_id]
         wire_req_id = self.requests.start(peer, self.now_ns, ttl, parked)
-        correlation = Correlation(CorrelationKind.REQUEST, wire_req_id)
-        envelope = self.build_envelope(peer, fill, correlation, ttl, site, exec_id)
-        if envelope is not None:
-            self.gate_send(peer, envelope, site, exec_id)
+        correlation = Correlation(_REQUEST, wire_req_id)
+        # `build_envelope`, inlined: the addresses were just looked up.
+        envelope = WireEnvelope((fill,), addresses, correlation, ttl, (), self.src_addr_bytes)
+        self.gate_send(peer, envelope, site, exec_id)
         return wire_req_id
 
     def ctx_reply(self, site: int, exec_id: int, value: Any) -> None:
@@ -140,7 +149,7 @@ class SyscallsMixin(OutboundMixin):
         if inbound is None or inbound.wire_req_id == 0:
             raise OpError("reply: this execution was not triggered by a request")
         fill = self._payload_fill(inbound.reply_suffix, value)
-        correlation = Correlation(CorrelationKind.RESPONSE, inbound.wire_req_id)
+        correlation = Correlation(_RESPONSE, inbound.wire_req_id)
         peer = inbound.src_peer
         envelope = self.build_envelope(peer, fill, correlation, None, site, exec_id)
         if envelope is not None:

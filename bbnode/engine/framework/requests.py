@@ -15,6 +15,7 @@ import heapq
 from dataclasses import dataclass
 from typing import Any, Final
 
+from bbnode.engine._fastinit import fast_frozen_init
 from bbnode.engine.framework._check import (
     state_field,
     state_int,
@@ -50,6 +51,9 @@ class InFlightRequest:
     """Opaque engine data to resume on completion; must be msgpack-able to be exported."""
 
 
+fast_frozen_init(InFlightRequest)  # one per request sent (see `_fastinit`)
+
+
 class RequestTracker:
     """Mints tokens, remembers in-flight requests, expires them by deadline."""
 
@@ -70,12 +74,13 @@ class RequestTracker:
         self, target_peer: PeerId, now_ns: int, ttl_ns: int, parked_op: object | None = None
     ) -> int:
         """Track a new request to `target_peer`, due by `now_ns + ttl_ns`; return its token."""
-        if not isinstance(target_peer, PeerId):
+        if target_peer.__class__ is not PeerId and not isinstance(target_peer, PeerId):
             raise FrameworkUsageError(
                 f"start: target_peer must be a PeerId, got {type(target_peer).__name__}"
             )
-        usage_int("start: now_ns", now_ns)
-        usage_int("start: ttl_ns", ttl_ns)
+        if now_ns.__class__ is not int or ttl_ns.__class__ is not int or now_ns < 0 or ttl_ns < 0:
+            usage_int("start: now_ns", now_ns)  # the exact check, only off the common case
+            usage_int("start: ttl_ns", ttl_ns)
         token = self._next_token
         self._next_token = token + 1
         request = InFlightRequest(token, target_peer, now_ns, now_ns + ttl_ns, parked_op)
