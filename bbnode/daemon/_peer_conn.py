@@ -83,7 +83,7 @@ class PeerConnection:
         #: Frames taken by the writer whose ``send_all`` has not completed.
         self.in_flight: list[OutboundFrame] = []
         #: Ciphertext a direct write (:meth:`flush`) left for the writer task.
-        self._unsent = b""
+        self._unsent: bytes | bytearray = b""
         #: Set while the writer task waits for work; ``flush`` may write only then.
         self._writer_idle: trio.Event | None = None
         self._dirty = False
@@ -154,7 +154,7 @@ class PeerConnection:
         self._writer_idle = None
         idle.set()
 
-    def _take_batch(self) -> tuple[list[OutboundFrame], bytes]:
+    def _take_batch(self) -> tuple[list[OutboundFrame], bytes | bytearray]:
         outbox = self.outbox
         if len(outbox) == 1:  # a request or a response: no lists to build
             item = outbox.popleft()
@@ -171,7 +171,7 @@ class PeerConnection:
         self.secure.send_frames(frames)
         return batch, self.secure.data_to_send()
 
-    def _wrote(self, batch: list[OutboundFrame], data: bytes, now: float) -> None:
+    def _wrote(self, batch: list[OutboundFrame], data: bytes | bytearray, now: float) -> None:
         self.in_flight = []
         self.frames_out += len(batch)
         self.bytes_out += len(data)

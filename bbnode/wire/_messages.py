@@ -3,7 +3,8 @@
 Every handshake and transport message on the wire is a u16 big-endian length, then that many
 bytes (libp2p Noise). `MessageBuffer` stores what `receive_data` is given and hands out whole
 messages, copying as little as it can: a caller's chunk that holds whole messages is read in
-place through memoryviews; only a message split across chunks is assembled in a bytearray.
+place through memoryviews; only a message split across chunks is assembled in a bytearray of
+our own.
 """
 
 from __future__ import annotations
@@ -26,18 +27,23 @@ _COMPACT_AFTER: Final = MAX_NOISE_MESSAGE
 class MessageBuffer:
     """The inbound half of `SecureConnection`: bytes in, whole messages out (no decryption)."""
 
-    __slots__ = ("_eof", "_inbound", "_pos")
+    __slots__ = ("_eof", "_inbound", "_owned", "_pos")
 
     def __init__(self) -> None:
         # Unconsumed input from `_pos` on. While the caller's chunks hold whole messages it is
-        # their own `bytes` object (no copy; messages are read through memoryviews); only a
-        # message split across chunks is assembled in a bytearray.
+        # their own object (no copy; messages are read through memoryviews); only a message
+        # split across chunks is assembled in a bytearray of our own (`_owned`).
         self._inbound: bytes | bytearray = b""
+        self._owned = False
         self._pos = 0
         self._eof = False
 
-    def receive_data(self, data: bytes) -> None:
-        """Buffer bytes from the peer; `b""` signals EOF. Does no other work."""
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Buffer bytes from the peer; `b""` signals EOF. Does no other work.
+
+        `data` is read in place, not copied: a `bytearray` must not be modified until the
+        next `next_event()` or `next_frames()` call has returned.
+        """
         if self._eof:
             if data:
                 raise LocalProtocolError("receive_data after EOF")
@@ -47,11 +53,13 @@ class MessageBuffer:
             return
         inbound = self._inbound
         if self._pos == len(inbound):  # everything buffered was consumed
-            self._inbound = data if type(data) is bytes else bytes(data)
+            self._inbound = data if isinstance(data, (bytes, bytearray)) else bytes(data)
+            self._owned = False
             self._pos = 0
-        elif type(inbound) is bytes:
+        elif not self._owned:
             self._inbound = bytearray(memoryview(inbound)[self._pos :])
             self._inbound += data
+            self._owned = True
             self._pos = 0
         else:
             inbound += data
@@ -69,7 +77,7 @@ class MessageBuffer:
             return None
         start = pos + LENGTH_PREFIX
         end = start + length
-        if type(buf) is bytes:  # immutable: a view is safe and saves a copy
+        if not self._owned:  # the caller's chunk: a view saves a copy
             self._pos = end
             return memoryview(buf)[start:end]
         assert isinstance(buf, bytearray)
@@ -88,8 +96,12 @@ class MessageBuffer:
     def _keep_only_the_rest(self) -> None:
         """Waiting for more input: hold only the incomplete message, not the caller's chunk."""
         pos = self._pos
-        if pos and type(self._inbound) is bytes:
+        if pos and not self._owned:
             rest = len(self._inbound) - pos
             # All consumed (the usual case): nothing to hold, and no empty copy to make.
-            self._inbound = bytearray(memoryview(self._inbound)[pos:]) if rest else b""
+            if rest:
+                self._inbound = bytearray(memoryview(self._inbound)[pos:])
+                self._owned = True
+            else:
+                self._inbound = b""
             self._pos = 0

@@ -65,7 +65,8 @@ class SecureConnection(MessageBuffer):
       `[]` when the next event is not a frame (or there is none yet); call `next_event()` then.
       The two may be mixed freely.
     * `send_frame(frame)` queues a frame (only once established), `send_frames(frames)` many;
-      `data_to_send()` returns every pending byte, coalesced — call it after sending and after
+      `data_to_send()` returns every pending byte, coalesced, in a new `bytes` or `bytearray`
+      the caller owns — call it after sending and after
       `next_event`/`next_frames` (which queue handshake replies). The initiator's first
       handshake message is pending from construction.
 
@@ -258,8 +259,12 @@ class SecureConnection(MessageBuffer):
         pending += batch
         self._send_sizes |= sizes
 
-    def data_to_send(self) -> bytes:
-        """Every byte pending for the peer (handshake messages, then frames), coalesced."""
+    def data_to_send(self) -> bytes | bytearray:
+        """Every byte pending for the peer (handshake messages, then frames), coalesced.
+
+        A new object each call, owned by the caller (a burst of frames comes back as the
+        `bytearray` its messages were encrypted into, so it is never copied).
+        """
         outbound = self._outbound
         if outbound:  # handshake messages (and rarely anything else)
             out = bytes(outbound)
@@ -368,6 +373,7 @@ class SecureConnection(MessageBuffer):
         self._ready.clear()
         self._frames.clear()
         self._inbound = b""
+        self._owned = False
         self._pos = 0
         self._handshake = None
         self._encoder = None

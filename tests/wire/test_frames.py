@@ -346,6 +346,35 @@ def test_input_in_any_chunking_and_buffer_type(chunk: int, kind: type) -> None:
     assert got == frames
 
 
+def test_callers_bytearrays_are_read_in_place_and_never_modified() -> None:
+    i, r = connected_pair()
+    frames = [bytes([n]) * 300 for n in range(200)]
+    i.send_frames(frames)
+    data = bytes(i.data_to_send())
+    # Cut inside a message, so the second chunk must be joined to the first one's tail.
+    chunks = [bytearray(data[:1000]), bytearray(data[1000:70_000]), bytearray(data[70_000:])]
+    copies = [bytes(chunk) for chunk in chunks]
+    got: list[bytes] = []
+    for chunk in chunks:
+        r.receive_data(chunk)
+        got += r.next_frames()
+    assert got == frames
+    assert [bytes(chunk) for chunk in chunks] == copies
+
+
+def test_data_to_send_returns_a_new_buffer_each_call() -> None:
+    i, r = connected_pair()
+    i.send_frames([b"a" * 10, b"b" * 10])
+    first = i.data_to_send()
+    kept = bytes(first)
+    if isinstance(first, bytearray):
+        first[:] = bytes(len(first))  # the caller owns it: this must not reach later output
+    i.send_frames([b"c" * 10, b"d" * 20])
+    r.receive_data(kept)
+    r.receive_data(i.data_to_send())
+    assert r.next_frames() == [b"a" * 10, b"b" * 10, b"c" * 10, b"d" * 20]
+
+
 def test_decoder_runs_of_equal_frames_stop_at_the_first_different_frame() -> None:
     for size in (0, 5, 300):
         for at in (1, 3, 4, 9, 40):

@@ -64,8 +64,9 @@ def connected_pair(
     return i, r
 
 
-def split_messages(data: bytes) -> list[bytes]:
+def split_messages(data: bytes | bytearray) -> list[bytes]:
     """Split a byte stream into its 2-byte-length-prefixed messages (prefix included)."""
+    data = bytes(data)  # `data_to_send()` may return a bytearray; noiseprotocol wants bytes
     out = []
     pos = 0
     while pos < len(data):
