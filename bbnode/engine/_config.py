@@ -46,6 +46,9 @@ class NodeConfig:
     - `default_request_ttl_ns`: request deadline when `ctx.send(request=True)` gives none.
     - `dedup_window`: keys remembered by `ctx.seen` (FIFO eviction).
     - `address_book_cap`: peers the address book holds.
+    - `max_fills_per_envelope`: one-way sends to one peer in one cycle are merged into
+      envelopes of up to this many fills (1 = one envelope per send; see `_coalesce`). At most
+      `envelope_limits.max_fills`, which peers with the same limits accept.
     - `blocklist` / `allowlist`: initial policy (`source="config"` blocks; None = open).
     """
 
@@ -63,6 +66,7 @@ class NodeConfig:
     default_request_ttl_ns: int = 10_000_000_000
     dedup_window: int = 8192
     address_book_cap: int = 16_384
+    max_fills_per_envelope: int = 256
     blocklist: frozenset[PeerId] = frozenset()
     allowlist: frozenset[PeerId] | None = None
 
@@ -81,6 +85,7 @@ class NodeConfig:
             "default_request_ttl_ns",
             "dedup_window",
             "address_book_cap",
+            "max_fills_per_envelope",
         )
         for name in positive:
             value = getattr(self, name)
@@ -95,6 +100,11 @@ class NodeConfig:
             raise InvalidConfig(f"backoff_jitter: {self.backoff_jitter!r} must be a bool")
         if not isinstance(self.envelope_limits, EnvelopeLimits):
             raise InvalidConfig("envelope_limits: must be an EnvelopeLimits")
+        if self.max_fills_per_envelope > self.envelope_limits.max_fills:
+            raise InvalidConfig(
+                f"max_fills_per_envelope: {self.max_fills_per_envelope} is above "
+                f"envelope_limits.max_fills ({self.envelope_limits.max_fills})"
+            )
         _check_peers("blocklist", self.blocklist)
         if self.allowlist is not None:
             _check_peers("allowlist", self.allowlist)

@@ -11,12 +11,14 @@ Every envelope a component sends goes through `gate_send`, which asks
   envelopes pass the gate again, so a peer that failed again meanwhile stays held.
 
 Phase 8 emits, in this order: envelopes handed back by the host (`redelivered=True`), the
-queue (`SendEnvelope`), `PeerResolveFailed`s, one `OutboundDropped`, one
+queue (`SendEnvelope`; one-way sends to one peer merged, see `_coalesce`),
+`PeerResolveFailed`s, one `OutboundDropped`, one
 `CycleBudgetExceeded`, `PeerDown`/`PeerUp` transitions, `AppEvent`s.
 """
 
 from __future__ import annotations
 
+from bbnode.engine._coalesce import send_steps
 from bbnode.engine._core import EngineCore
 from bbnode.engine._state import Held, HeldSend
 from bbnode.engine.envelope import Correlation, SlotFill, WireEnvelope
@@ -28,7 +30,6 @@ from bbnode.engine.steps import (
     OpFailure,
     OutboundDropped,
     PeerResolveFailed,
-    SendEnvelope,
 )
 from bbnode.ids import PeerId
 
@@ -101,13 +102,13 @@ class OutboundMixin(EngineCore):
         # nothing due) runs once per host turn.
         steps = self.steps
         self.steps = []
+        outbound = self.outq.drain()
         pending = self.pending_outbound
         if pending:
-            for peer, envelope, redelivered in pending:
-                steps.append(SendEnvelope(envelope, peer, redelivered))
+            outbound[:0] = pending
             pending.clear()
-        for peer, envelope, redelivered in self.outq.drain():
-            steps.append(SendEnvelope(envelope, peer, redelivered))
+        if outbound:
+            steps += send_steps(outbound, self.config.max_fills_per_envelope)
         if self.resolve_failed:
             steps.extend(self.resolve_failed)
             self.resolve_failed = []

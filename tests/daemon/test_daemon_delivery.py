@@ -127,17 +127,19 @@ async def test_one_way_bursts_arrive_without_loss(tmp_path: Path) -> None:
 
 
 def _take_sends(driver: EngineDriver, peer: bytes, count: int) -> list[steps.SendEnvelope]:
-    """Invoke ``blast`` and poll by hand: its SendEnvelope steps, not executed (every
-    other step of that poll is)."""
-    driver.node.invoke("sink", "blast", {"peer": peer, "first": 0, "count": count})
+    """Invoke ``blast`` once per message and poll by hand each time (so that each message
+    is an envelope of its own, not merged with the others): the SendEnvelope steps, not
+    executed (every other step of those polls is)."""
     ours: list[steps.SendEnvelope] = []
-    others = []
-    for step in driver.node.poll():
-        if isinstance(step, steps.SendEnvelope):  # heartbeat is off: only blast sends
-            ours.append(step)
-        else:
-            others.append(step)
-    driver.execute_all(others)
+    for first in range(count):
+        driver.node.invoke("sink", "blast", {"peer": peer, "first": first, "count": 1})
+        others = []
+        for step in driver.node.poll():
+            if isinstance(step, steps.SendEnvelope):  # heartbeat is off: only blast sends
+                ours.append(step)
+            else:
+                others.append(step)
+        driver.execute_all(others)
     driver.manager.sends.flush()
     assert len(ours) == count
     return ours

@@ -1,0 +1,147 @@
+"""One-way sends to one peer in one cycle travel as one envelope of many fills (`_coalesce`)."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from bbnode.engine import NodeConfig
+from bbnode.engine._coalesce import COALESCE_MAX_BYTES, send_steps
+from bbnode.engine.envelope import Correlation, CorrelationKind, SlotFill, WireEnvelope
+from bbnode.engine.errors import InvalidConfig
+from bbnode.engine.steps import AppEvent, SendEnvelope
+from bbnode.ids import PeerId
+from tests.engine.sample_components import Echo
+from tests.harness import Network
+
+P1, P2 = PeerId.from_u64(1), PeerId.from_u64(2)
+DEST = (b"\x04\x7f\x00\x00\x01\x06\x1c\xe8",)
+
+
+def _net(n: int = 3, **config: int) -> Network:
+    return Network(
+        n,
+        components=lambda i: [Echo()],
+        config=lambda i: NodeConfig(rng_seed=i, **config),  # type: ignore[arg-type]
+    )
+
+
+def _got(net: Network, i: int) -> list[object]:
+    return [msgpack.unpackb(e.value_bytes) for e in net.of_type(i, AppEvent) if e.topic == "got"]
+
+
+def _fills(sends: list[SendEnvelope]) -> list[int]:
+    return [len(step.envelope.fills) for step in sends]
+
+
+def test_one_way_sends_of_one_cycle_share_an_envelope_and_arrive_in_order() -> None:
+    net = _net()
+    for k in range(10):
+        net.nodes[0].invoke("echo", "notify", {"to": net.peers[1], "value": k})
+    net.run_until_quiet()
+    assert _fills(net.of_type(0, SendEnvelope)) == [10]
+    assert _got(net, 1) == list(range(10))
+
+
+def test_each_peer_gets_its_own_envelope_of_its_own_sends() -> None:
+    net = _net()
+    for k in range(6):
+        net.nodes[0].invoke("echo", "notify", {"to": net.peers[1 + k % 2], "value": k})
+    net.run_until_quiet()
+    sends = net.of_type(0, SendEnvelope)
+    assert [(step.peer, len(step.envelope.fills)) for step in sends] == [
+        (net.peers[1], 3),
+        (net.peers[2], 3),
+    ]
+    assert _got(net, 1) == [0, 2, 4]
+    assert _got(net, 2) == [1, 3, 5]
+
+
+def test_a_request_is_never_merged_and_keeps_its_place_in_the_order() -> None:
+    net = _net()
+    node, to = net.nodes[0], net.peers[1]
+    node.invoke("echo", "notify", {"to": to, "value": "a"})
+    node.invoke("echo", "notify", {"to": to, "value": "b"})
+    node.invoke("echo", "request", {"to": to, "value": "req"})
+    node.invoke("echo", "notify", {"to": to, "value": "c"})
+    net.run_until_quiet()
+    sends = net.of_type(0, SendEnvelope)
+    kinds = [(step.envelope.correlation.kind, len(step.envelope.fills)) for step in sends[:3]]
+    assert kinds == [
+        (CorrelationKind.NONE, 2),
+        (CorrelationKind.REQUEST, 1),
+        (CorrelationKind.NONE, 1),
+    ]
+    assert _got(net, 1) == ["a", "b", "req", "c"]
+    assert [msgpack.unpackb(e.value_bytes) for e in net.of_type(0, AppEvent)] == [["req", None]]
+
+
+def test_max_fills_per_envelope_caps_a_merged_envelope() -> None:
+    net = _net(max_fills_per_envelope=4)
+    for k in range(10):
+        net.nodes[0].invoke("echo", "notify", {"to": net.peers[1], "value": k})
+    net.run_until_quiet()
+    assert _fills(net.of_type(0, SendEnvelope)) == [4, 4, 2]
+    assert _got(net, 1) == list(range(10))
+
+
+def test_max_fills_per_envelope_of_one_sends_one_envelope_per_send() -> None:
+    net = _net(max_fills_per_envelope=1)
+    for k in range(3):
+        net.nodes[0].invoke("echo", "notify", {"to": net.peers[1], "value": k})
+    net.run_until_quiet()
+    assert _fills(net.of_type(0, SendEnvelope)) == [1, 1, 1]
+
+
+@pytest.mark.parametrize("value", [0, -1, 257, True])
+def test_max_fills_per_envelope_is_checked(value: int) -> None:
+    with pytest.raises(InvalidConfig, match="max_fills_per_envelope"):
+        NodeConfig(max_fills_per_envelope=value)
+
+
+def _one_way(payload: bytes, deadline: int | None = None, **fields: object) -> WireEnvelope:
+    return WireEnvelope(
+        fills=(SlotFill(b"/x", payload),),
+        dest_peer_addresses=DEST,
+        remaining_deadline_ns=deadline,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def test_a_run_stops_at_the_byte_cap_and_a_big_send_goes_alone() -> None:
+    half = bytes(COALESCE_MAX_BYTES // 2)
+    big = bytes(COALESCE_MAX_BYTES + 1)
+    small = b"s"
+    outbound = [(P1, _one_way(p), False) for p in (half, small, half, big, small)]
+    steps = send_steps(outbound, 256)
+    assert [[f.payload for f in s.envelope.fills] for s in steps] == [
+        [half, small],
+        [half],
+        [big],
+        [small],
+    ]
+
+
+def test_only_envelopes_alike_in_all_but_their_fills_are_merged() -> None:
+    rtt = ((P2.to_bytes(), 5),)
+    response = Correlation(CorrelationKind.RESPONSE, 7)
+    outbound = [
+        (P1, _one_way(b"1"), False),
+        (P1, _one_way(b"2", deadline=5), False),  # another deadline
+        (P1, _one_way(b"3", deadline=5), True),  # redelivered
+        (P1, _one_way(b"4", deadline=5, edge_rtt_reports=rtt), True),  # carries RTT reports
+        (P1, _one_way(b"5", deadline=5, correlation=response), True),  # a response
+        (P1, _one_way(b"6", deadline=5), True),
+        (P1, _one_way(b"7", deadline=5), True),
+    ]
+    steps = send_steps(outbound, 256)
+    assert [[f.payload for f in s.envelope.fills] for s in steps] == [
+        [b"1"],
+        [b"2"],
+        [b"3"],
+        [b"4"],
+        [b"5"],
+        [b"6", b"7"],
+    ]
+    assert [s.redelivered for s in steps] == [False, False, True, True, True, True]
+    assert steps[-1].envelope.remaining_deadline_ns == 5
