@@ -16,6 +16,8 @@ Modes (every line carries ``"processes": 1|2``, otherwise the same keys):
 * ``--one-process``: both daemons (and both bare ends) in this process on one trio loop;
   one core does the sender's and the receiver's work.
 
+Each daemon is a ``Daemon(..., tune_gc=True)``, as ``bbnode run`` makes it (the GC settings
+of ``bbnode.daemon.gc_tuning``; the bare pair runs with Python's defaults).
 JSON lines on stdout; logs go to stderr at warning level. ``BB_BENCH_PROFILE=PATH`` profiles
 the daemon half with cProfile: this process (A, or both daemons) to ``PATH``, the child B to
 ``PATH.b``. Run under the shared lock: ``flock /tmp/bench.lock python bench/daemon_bench.py``.
@@ -78,6 +80,9 @@ class Bench(Component):
         self.expected = expected
         self.received = 0
         self.one_way_done = trio.Event()
+        #: Process CPU seconds from the first one-way message in to the last.
+        self.first_cpu = 0.0
+        self.receive_cpu_s = 0.0
 
     def dispatch(self, op: str, inputs: dict[str, Any], ctx: Any) -> Immediate:
         if op == "go":
@@ -98,8 +103,11 @@ class Bench(Component):
             for i in range(int(inputs["count"])):
                 ctx.send(target, "bench", "msg", i)
         elif op == "msg":
+            if not self.received:
+                self.first_cpu = time.process_time()
             self.received += 1
             if self.received >= self.expected:
+                self.receive_cpu_s = time.process_time() - self.first_cpu
                 self.one_way_done.set()
         return Immediate()
 
@@ -146,10 +154,11 @@ async def _measure(
     b_peer: PeerId,
     round_trips: int,
     one_way: int,
-    all_received: Callable[[], Awaitable[int]],
+    all_received: Callable[[], Awaitable[tuple[int, float]]],
 ) -> dict[str, Any]:
     """Round trips then the one-way blast from daemon A to B; ``all_received`` waits for B
-    (at most ``ONE_WAY_WAIT_S``) and returns how many one-way messages B got."""
+    (at most ``ONE_WAY_WAIT_S``) and returns how many one-way messages B got and the CPU
+    seconds B spent between the first and the last."""
     backend = daemon_a.backend
     assert backend is not None
     peer = b_peer.to_bytes()
@@ -164,6 +173,7 @@ async def _measure(
     elapsed = time.perf_counter() - start
     lat = sorted(a_bench.latencies)
     start = time.perf_counter()
+    start_cpu = time.process_time()
     # Blast in chunks (one op must stay under the engine's outbound queue of 10 000).
     # No waiting here: the driver itself stops taking input (these calls included)
     # while a socket's queue is above its high-water mark.
@@ -173,8 +183,9 @@ async def _measure(
         await backend.call(
             lambda d, n=n: d.node.invoke("bench", "blast", {"peer": peer, "count": n})
         )
-    delivered = await all_received()
+    delivered, receiver_cpu_s = await all_received()
     one_way_s = time.perf_counter() - start
+    process_cpu_s = time.process_time() - start_cpu
     dropped = daemon_a.counters.as_dict()
     return {
         "round_trips_per_s": round(round_trips / elapsed),
@@ -183,6 +194,11 @@ async def _measure(
         "one_way_per_s": round(delivered / one_way_s),
         "one_way_delivered": delivered,
         "one_way_sent": one_way,
+        # CPU per one-way message: this process's (the sender's, or both daemons' with
+        # --one-process) over the whole blast, and the receiving daemon's from its first
+        # message to its last (in the same process with --one-process, so included above).
+        "one_way_cpu_us_per_msg": round(process_cpu_s / one_way * 1e6, 2),
+        "one_way_receiver_cpu_us_per_msg": round(receiver_cpu_s / one_way * 1e6, 2),
         "sender_losses": {
             k: v for k, v in dropped.items() if "dropped" in k or k.startswith("send.failed")
         },
@@ -207,21 +223,23 @@ async def run_daemon_bench(round_trips: int = 2000, one_way: int = 20000) -> dic
     with trio.fail_after(BENCH_TIMEOUT_S), tempfile.TemporaryDirectory() as tmp:
         port_a, port_b = _free_port(), _free_port()
         a_bench, b_bench = Bench(), Bench(expected=one_way)
-        daemon_b = Daemon(_config(Path(tmp) / "b", port_b), extra_components=[b_bench])
+        daemon_b = Daemon(
+            _config(Path(tmp) / "b", port_b), extra_components=[b_bench], tune_gc=True
+        )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_serve, daemon_b, bench_over)
             await daemon_b.ready.wait()
             assert daemon_b.backend is not None
             b_peer = daemon_b.backend.driver.manager.local_peer
             config_a = _config(Path(tmp) / "a", port_a, _address(port_b, b_peer))
-            daemon_a = Daemon(config_a, extra_components=[a_bench])
+            daemon_a = Daemon(config_a, extra_components=[a_bench], tune_gc=True)
             nursery.start_soon(_serve, daemon_a, bench_over)
             await daemon_a.ready.wait()
 
-            async def all_received() -> int:
+            async def all_received() -> tuple[int, float]:
                 with trio.move_on_after(ONE_WAY_WAIT_S):
                     await b_bench.one_way_done.wait()
-                return b_bench.received
+                return b_bench.received, b_bench.receive_cpu_s
 
             figures = await _measure(daemon_a, a_bench, b_peer, round_trips, one_way, all_received)
             bench_over.set()
@@ -246,16 +264,18 @@ async def run_daemon_bench_two_process(
             b_peer = PeerId.from_string(ready["peer"])
             a_bench = Bench()
             config_a = _config(Path(tmp) / "a", _free_port(), _address(ready["port"], b_peer))
-            daemon_a = Daemon(config_a, extra_components=[a_bench])
+            daemon_a = Daemon(config_a, extra_components=[a_bench], tune_gc=True)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_serve, daemon_a, bench_over)
                 await daemon_a.ready.wait()
 
-                async def all_received() -> int:
+                async def all_received() -> tuple[int, float]:
                     with trio.move_on_after(ONE_WAY_WAIT_S):
-                        return int((await lines.next())["received"])
+                        line = await lines.next()
+                        return int(line["received"]), float(line["cpu_s"])
                     await close_stdin(child)
-                    return int((await lines.next())["received"])
+                    line = await lines.next()
+                    return int(line["received"]), float(line["cpu_s"])
 
                 figures = await _measure(
                     daemon_a, a_bench, b_peer, round_trips, one_way, all_received
@@ -274,7 +294,7 @@ async def _serve_b(one_way: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = _free_port()
         bench = Bench(expected=one_way)
-        daemon = Daemon(_config(Path(tmp) / "b", port), extra_components=[bench])
+        daemon = Daemon(_config(Path(tmp) / "b", port), extra_components=[bench], tune_gc=True)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(daemon.serve)
             await daemon.ready.wait()
@@ -289,13 +309,13 @@ async def _serve_b(one_way: int) -> None:
                 with report_scope:
                     await bench.one_way_done.wait()
                     reported = True
-                    print_line(received=bench.received)
+                    print_line(received=bench.received, cpu_s=bench.receive_cpu_s)
 
             nursery.start_soon(report_when_done)
             await wait_stdin_eof()
             report_scope.cancel()
             if not reported:
-                print_line(received=bench.received)
+                print_line(received=bench.received, cpu_s=bench.receive_cpu_s)
             daemon.request_stop()
 
 

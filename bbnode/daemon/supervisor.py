@@ -26,6 +26,7 @@ from bbnode.daemon.control_backend import DriverControlBackend
 from bbnode.daemon.counters import Counters
 from bbnode.daemon.driver import INGRESS_CAPACITY, ControlCall, DriverSettings, EngineDriver
 from bbnode.daemon.events import DriverInput
+from bbnode.daemon.gc_tuning import tune_gc_for_serving
 from bbnode.daemon.metrics import MetricsState, sample_engine
 from bbnode.daemon.metrics_http import serve_metrics
 from bbnode.daemon.node_factory import build_node, network_policy
@@ -56,6 +57,9 @@ class Daemon:
     counters: Counters = field(default_factory=Counters)
     #: Components installed besides the built-ins (benches, embedding applications).
     extra_components: list[Component] = field(default_factory=list)
+    #: Once serving, apply the process-wide GC settings of :mod:`.gc_tuning` (what
+    #: ``bbnode run`` does; off by default, since they belong to the process's owner).
+    tune_gc: bool = False
 
     def __post_init__(self) -> None:
         self._requests_send, self._requests = trio.open_memory_channel[str](16)
@@ -184,6 +188,8 @@ class Daemon:
             self.notifier.ready(status=f"serving as {key.peer_id} on {len(listen)} address(es)")
             await backend.call(lambda d: d.start_watchdog())
             self.backend = backend
+            if self.tune_gc:
+                tune_gc_for_serving()
             self.ready.set()
             async for request in self._requests:
                 if request == "reload":
@@ -264,7 +270,7 @@ def run_daemon(config: Config) -> int:
     """Configure logging and run a :class:`Daemon` under ``trio.run``; the exit code."""
     configure_logging(config.log.level, config.log.format)
     try:
-        return trio.run(Daemon(config).serve)
+        return trio.run(Daemon(config, tune_gc=True).serve)
     except OSError as exc:
         log.error("daemon_failed", reason=str(exc))
         return 1
