@@ -272,10 +272,16 @@ class Engine(InboundMixin):
     # -- host queries --------------------------------------------------------------------------
     def next_deadline_ns(self) -> int | None:
         """Earliest engine time at which a timer, request or suspension matures (or None)."""
-        candidates = [self.scheduler.next_deadline_ns(), self.requests.next_deadline_ns()]
-        candidates.extend(p.deadline_ns for p in self.pending_async.values())
-        present = [c for c in candidates if c is not None]
-        return min(present) if present else None
+        # Asked several times per host turn: no lists built when nothing is pending.
+        best = self.scheduler.next_deadline_ns()
+        request = self.requests.next_deadline_ns()
+        if request is not None and (best is None or request < best):
+            best = request
+        for pending in self.pending_async.values():
+            deadline = pending.deadline_ns
+            if deadline is not None and (best is None or deadline < best):
+                best = deadline
+        return best
 
     def has_work(self) -> bool:
         """True when a `poll()` would do something without new input or a clock change."""
