@@ -3,7 +3,8 @@
 Prints one JSON object per line:
   {"bench": "handshake", "ours_per_s": ..., "raw_noise_per_s": ..., "ratio": ...}
   {"bench": "frames", "frame_bytes": 100, "mode": "coalesced", "ours_frames_per_s": ...,
-   "raw_noise_frames_per_s": ..., "ratio": ..., "ours_bulk_frames_per_s": ..., "bulk_ratio": ...}
+   "raw_noise_frames_per_s": ..., "ratio": ..., "ours_bulk_frames_per_s": ..., "bulk_ratio": ...,
+   "ours_into_frames_per_s": ..., "into_ratio": ...}
 
 Handshakes are complete XX exchanges, both sides in this process (one core); "raw" is
 noiseprotocol alone with the same static keys and payload sizes but no libp2p payload checks.
@@ -11,7 +12,9 @@ noiseprotocol alone with the same static keys and payload sizes but no libp2p pa
 "new_peer" clears that cache first, so both Ed25519 verifications run.
 Frames are encode + encrypt + decrypt + decode per frame: "ours" through `send_frame` and one
 `FrameReceived` per `next_event()`, "ours_bulk" through `send_frames` and `next_frames()` (the
-batch API, no event object per frame). For "coalesced" the raw figure is noiseprotocol
+batch API, no event object per frame), "ours_into" like "ours_bulk" but sending through
+`data_to_send_into` one reused buffer, read in place by the receiver (no buffer allocated per
+burst; what the daemon does for its direct writes). For "coalesced" the raw figure is noiseprotocol
 encrypting and decrypting the same plaintext bytes (u32 header + frame, back to back) in
 maximal 65 519-byte messages; for "one_by_one" it is one noiseprotocol message per frame.
 "coalesced_mixed" is "coalesced" with frame sizes spread uniformly over 50%..150% of
@@ -164,6 +167,16 @@ def bench_frames(size: int, mode: str, seconds: float) -> dict[str, object]:
         assert len(r.next_frames()) == batch
         return batch
 
+    buffer = bytearray()
+
+    def ours_into() -> int:
+        i.send_frames(frames)
+        end = i.data_to_send_into(buffer)
+        with memoryview(buffer) as view:
+            r.receive_data(view[:end])
+            assert len(r.next_frames()) == batch
+        return batch
+
     def ours_one_by_one() -> int:
         for _ in range(batch):
             i.send_frame(frame)
@@ -204,6 +217,9 @@ def bench_frames(size: int, mode: str, seconds: float) -> dict[str, object]:
         bulk, w2 = compare(ours_bulk, raw, seconds)
         row["ours_bulk_frames_per_s"] = round(bulk)
         row["bulk_ratio"] = round(bulk / w2, 3)
+        into, w3 = compare(ours_into, raw, seconds)
+        row["ours_into_frames_per_s"] = round(into)
+        row["into_ratio"] = round(into / w3, 3)
     if mode == "coalesced":
         # The same frames through noiseprotocol one message each (what coalescing replaces).
         _, per_message = compare(ours, raw_one_by_one, seconds)

@@ -51,6 +51,9 @@ __all__ = ["COALESCE_MAX_BYTES", "PeerConnection"]
 #: not hold a large ciphertext buffer; the rest goes in the next write.
 COALESCE_MAX_BYTES = 1 << 20
 _ESTABLISHED = ConnectionState.ESTABLISHED
+#: Bursts bigger than this (a frame beyond ``COALESCE_MAX_BYTES``) get a buffer of their own,
+#: so the shared ``SendScheduler.burst_buffer`` stays small.
+_BURST_BUFFER_MAX = COALESCE_MAX_BYTES + (COALESCE_MAX_BYTES >> 2)
 
 
 @dataclass(eq=False)
@@ -139,27 +142,47 @@ class PeerConnection:
         if self._fd < 0:
             self.kick()
             return
-        batch, data = self._take_batch()
-        try:
-            written = os.write(self._fd, data)
-        except OSError:  # EAGAIN, or an error the writer's send_all will report
-            written = 0
-        if written == len(data):
-            self._wrote(batch, data, trio.current_time())
+        batch, size = self._queue_batch()
+        if len(batch) > 1 and size <= _BURST_BUFFER_MAX:
+            buffer = self.sends.burst_buffer
+            end = self.secure.data_to_send_into(buffer)
+            with memoryview(buffer) as burst:
+                data: bytes | bytearray | memoryview = burst[:end]
+                written = self._write_now(data)
+                if written < end:
+                    self._unsent = bytes(burst[written:end])
+                del data  # the view must go before the buffer may grow again
+        else:
+            data = self.secure.data_to_send()
+            end = len(data)
+            written = self._write_now(data)
+            if written < end:
+                self._unsent = data[written:]
+        if written == end:
+            self._wrote(batch, end, trio.current_time())
             if self.outbox:  # beyond COALESCE_MAX_BYTES: the writer continues
                 self.kick()
             return
         self.in_flight = batch
-        self._unsent = data[written:]
         self._writer_idle = None
         idle.set()
 
-    def _take_batch(self) -> tuple[list[OutboundFrame], bytes | bytearray]:
+    def _write_now(self, data: bytes | bytearray | memoryview) -> int:
+        """Bytes of ``data`` the socket took without blocking (0 on EAGAIN or an error,
+        which the writer's ``send_all`` then reports)."""
+        try:
+            return os.write(self._fd, data)
+        except OSError:
+            return 0
+
+    def _queue_batch(self) -> tuple[list[OutboundFrame], int]:
+        """Move the next batch (up to ``COALESCE_MAX_BYTES``) from the outbox into the
+        secure connection; the frames taken and their plaintext bytes."""
         outbox = self.outbox
         if len(outbox) == 1:  # a request or a response: no lists to build
             item = outbox.popleft()
             self.secure.send_frame(item.frame)
-            return [item], self.secure.data_to_send()
+            return [item], len(item.frame)
         batch: list[OutboundFrame] = []
         frames: list[bytes] = []
         size = 0
@@ -169,12 +192,12 @@ class PeerConnection:
             frames.append(item.frame)
             size += len(item.frame)
         self.secure.send_frames(frames)
-        return batch, self.secure.data_to_send()
+        return batch, size
 
-    def _wrote(self, batch: list[OutboundFrame], data: bytes | bytearray, now: float) -> None:
+    def _wrote(self, batch: list[OutboundFrame], written: int, now: float) -> None:
         self.in_flight = []
         self.frames_out += len(batch)
-        self.bytes_out += len(data)
+        self.bytes_out += written
         self.writes += 1
         self._active_at = now
         self.sends.note_written(self, now)
@@ -302,14 +325,15 @@ class PeerConnection:
                     data, self._unsent = self._unsent, b""
                     batch = self.in_flight
                 elif outbox:
-                    batch, data = self._take_batch()
+                    batch, _ = self._queue_batch()
+                    data = self.secure.data_to_send()
                     self.in_flight = batch
                 else:
                     self._writer_idle = idle = trio.Event()
                     await idle.wait()
                     continue
                 await self.stream.send_all(data)
-                self._wrote(batch, data, trio.current_time())
+                self._wrote(batch, len(data), trio.current_time())
         except LocalProtocolError as exc:
             raise ConnectionClosed(f"local_error: {exc}") from exc
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:

@@ -35,6 +35,7 @@ class SendScheduler:
       :meth:`flush` once per turn, which encrypts each dirty queue and writes it straight
       to its socket when the writer task is idle (no task switch per burst); what the
       socket does not take at once goes to the writer task.
+    - ``burst_buffer``: where bursts are encrypted for those direct writes.
     - ``over``: connections whose queue reached ``high_water_frames`` (mapped to the time
       of their last write); one leaves once its queue is back to half that.
       :meth:`blocking` tells the driver whether to wait for sockets before taking input.
@@ -50,6 +51,11 @@ class SendScheduler:
         self.dirty: list[PeerConnection] = []
         #: Set (then replaced) after every write of a member of ``over``.
         self.progress = trio.Event()
+        #: The ciphertext of a coalesced burst that a connection's ``flush`` writes straight
+        #: to its socket: one buffer, reused by every connection of this manager (``flush``
+        #: runs to completion without awaiting). A fresh buffer per burst made the allocator
+        #: hand memory back to the kernel and fault it in again on every burst.
+        self.burst_buffer = bytearray()
 
     def flush(self) -> None:
         """Write every dirty connection's queue (see the class docstring)."""

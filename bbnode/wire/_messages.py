@@ -33,7 +33,7 @@ class MessageBuffer:
         # Unconsumed input from `_pos` on. While the caller's chunks hold whole messages it is
         # their own object (no copy; messages are read through memoryviews); only a message
         # split across chunks is assembled in a bytearray of our own (`_owned`).
-        self._inbound: bytes | bytearray = b""
+        self._inbound: bytes | bytearray | memoryview = b""
         self._owned = False
         self._pos = 0
         self._eof = False
@@ -41,8 +41,9 @@ class MessageBuffer:
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Buffer bytes from the peer; `b""` signals EOF. Does no other work.
 
-        `data` is read in place, not copied: a `bytearray` must not be modified until the
-        next `next_event()` or `next_frames()` call has returned.
+        `data` is read in place, not copied: a `bytearray` (or what a `memoryview` shows)
+        must not be modified until the next `next_event()` or `next_frames()` call has
+        returned.
         """
         if self._eof:
             if data:
@@ -53,7 +54,9 @@ class MessageBuffer:
             return
         inbound = self._inbound
         if self._pos == len(inbound):  # everything buffered was consumed
-            self._inbound = data if isinstance(data, (bytes, bytearray)) else bytes(data)
+            if isinstance(data, memoryview) and (data.ndim != 1 or data.itemsize != 1):
+                data = data.cast("B")  # count bytes, not items
+            self._inbound = data
             self._owned = False
             self._pos = 0
         elif not self._owned:
@@ -62,6 +65,7 @@ class MessageBuffer:
             self._owned = True
             self._pos = 0
         else:
+            assert isinstance(inbound, bytearray)  # `_owned`: our assembly buffer
             inbound += data
 
     def _take_message(self) -> bytes | memoryview | None:

@@ -66,7 +66,8 @@ class SecureConnection(MessageBuffer):
       The two may be mixed freely.
     * `send_frame(frame)` queues a frame (only once established), `send_frames(frames)` many;
       `data_to_send()` returns every pending byte, coalesced, in a new `bytes` or `bytearray`
-      the caller owns — call it after sending and after
+      the caller owns (`data_to_send_into(buffer)` writes them into a buffer the caller
+      reuses instead) — call it after sending and after
       `next_event`/`next_frames` (which queue handshake replies). The initiator's first
       handshake message is pending from construction.
 
@@ -273,6 +274,21 @@ class SecureConnection(MessageBuffer):
                 out += self._encoder.flush()
             return out
         return b"" if self._encoder is None else self._encoder.flush()
+
+    def data_to_send_into(self, buffer: bytearray) -> int:
+        """`data_to_send()` written into `buffer` from its start; returns the byte count.
+
+        For a caller that sends from one buffer it reuses: nothing is allocated per call, so
+        bursts cost no fresh memory. `buffer` grows when it is too short (it must then not be
+        exported: no memoryview of it alive); bytes past the count are left as they were.
+        """
+        pos = 0
+        outbound = self._outbound
+        if outbound:  # handshake messages (and rarely anything else)
+            pos = len(outbound)
+            buffer[:pos] = outbound
+            outbound.clear()
+        return pos if self._encoder is None else self._encoder.flush_into(buffer, pos)
 
     # the engine ---------------------------------------------------------------------------------
     def _next_event(self) -> Event | None:

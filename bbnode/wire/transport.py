@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from itertools import chain
 from typing import Final
 
@@ -135,20 +135,46 @@ class FrameEncoder:
         frames = self.pending
         if not frames:
             return b""
-        sizes = self.sizes
         if len(frames) == 1 and len(frame := frames[0]) <= MAX_PLAINTEXT - FRAME_HEADER_BYTES:
             # One frame (a request or its response): the bytes the general path makes, with
             # none of its batching set-up, which costs more than the encryption here.
             frames.clear()
-            sizes.clear()
+            self.sizes.clear()
             ciphertext = self._cipher.encrypt(_U32.pack(len(frame)) + frame)
             return _U16.pack(len(ciphertext)) + ciphertext
-        plaintexts: Iterable[bytes | memoryview]
+        plaintexts, size = self._messages()
+        # Every message is encrypted straight into its place in one buffer of the exact size:
+        # no ciphertext objects to join, and about half the memory at the peak. The peak is
+        # what matters: allocating and freeing several times a burst's size per flush made
+        # the C allocator hand memory back to the kernel and fault it in again every time,
+        # which cost more than the encryption.
+        out = bytearray(size)
+        self._encrypt_into(plaintexts, out, 0)
+        return out
+
+    def flush_into(self, buffer: bytearray, pos: int) -> int:
+        """Write the queued frames' messages into `buffer` from `pos` (growing it if it is too
+        short, so it must not be exported then); return where they end."""
+        if not self.pending:
+            return pos
+        plaintexts, size = self._messages()
+        end = pos + size
+        if len(buffer) < end:
+            buffer += bytes(end - len(buffer))
+        self._encrypt_into(plaintexts, buffer, pos)
+        return end
+
+    def _messages(self) -> tuple[Iterator[bytes | memoryview], int]:
+        """The plaintexts of the messages for the queued frames, and their size on the wire."""
+        frames = self.pending
+        sizes = self.sizes
         if len(sizes) == 1 and (size := next(iter(sizes))) <= MAX_PLAINTEXT - FRAME_HEADER_BYTES:
             per_message = MAX_PLAINTEXT // (FRAME_HEADER_BYTES + size)
             stream_bytes = len(frames) * (FRAME_HEADER_BYTES + size)
             messages = -(-len(frames) // per_message)
-            plaintexts = _equal_sized_messages(frames, size, per_message)
+            plaintexts: Iterator[bytes | memoryview] = _equal_sized_messages(
+                frames, size, per_message
+            )
         else:
             stream = _encode_stream(frames)
             stream_bytes = len(stream)
@@ -157,25 +183,24 @@ class FrameEncoder:
                 stream[start : start + MAX_PLAINTEXT]
                 for start in range(0, stream_bytes, MAX_PLAINTEXT)
             )
-        # Every message is encrypted straight into its place in one buffer of the exact size:
-        # no ciphertext objects to join, and about half the memory at the peak. The peak is
-        # what matters: allocating and freeing several times a burst's size per flush made
-        # the C allocator hand memory back to the kernel and fault it in again every time,
-        # which cost more than the encryption.
-        out = bytearray(stream_bytes + messages * (_U16.size + TAG_BYTES))
+        return plaintexts, stream_bytes + messages * (_U16.size + TAG_BYTES)
+
+    def _encrypt_into(
+        self, plaintexts: Iterator[bytes | memoryview], out: bytearray, pos: int
+    ) -> None:
+        """Write each plaintext's length-prefixed ciphertext into `out` from `pos`, in order;
+        then forget the queued frames (which the plaintexts are made from)."""
         encrypt_into = self._cipher.encrypt_into
         pack_into = _U16.pack_into
         with memoryview(out) as view:
-            pos = 0
             for plaintext in plaintexts:
                 length = len(plaintext) + TAG_BYTES
                 pack_into(out, pos, length)
                 pos += _U16.size
                 encrypt_into(plaintext, view[pos : pos + length])
                 pos += length
-        frames.clear()
-        sizes.clear()
-        return out
+        self.pending.clear()
+        self.sizes.clear()
 
 
 def _equal_sized_messages(frames: list[bytes], size: int, per_message: int) -> Iterator[bytes]:
