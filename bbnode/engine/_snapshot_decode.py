@@ -13,6 +13,7 @@ from collections.abc import Callable
 from itertools import repeat
 from typing import Any, Final, TypeVar
 
+from bbnode.engine._snapshot_columns import decode_table
 from bbnode.engine.errors import SnapshotDecodeError
 from bbnode.engine.framework.rows import (
     AddressBookEntrySnapshot,
@@ -91,13 +92,17 @@ def _bool(where: str, raw: Any) -> bool:
 
 
 def _rows(where: str, raw: Any, row_type: Any) -> list[Any]:
-    """Per-peer rows as NamedTuples; only the arity is checked here.
+    """Per-peer rows as NamedTuples; only the arity (or the columns' shape) is checked here.
 
     The field values are checked once, by the restore (`AddressBook.restore_state` and
-    friends check whole columns at once and adopt the rows as they are). When every row is a
-    list of the right length, `tuple.__new__` mapped in C builds them (no Python call per
-    row); otherwise `_make` row by row says what is wrong.
+    friends check whole columns at once and adopt the rows as they are). A columnar table (a
+    map, what bbnode writes) is decoded by `decode_table`; an array of rows (the seed's form,
+    and earlier builds') is built with `tuple.__new__` mapped in C when every row is a list
+    of the right length (no Python call per row), otherwise `_make` row by row says what is
+    wrong.
     """
+    if isinstance(raw, dict):
+        return decode_table(where, raw, row_type)
     rows = _list(where, raw)
     width = len(row_type._fields)
     if set(map(type, rows)) <= _LIST_ONLY and set(map(len, rows)) <= {width}:

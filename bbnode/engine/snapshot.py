@@ -11,12 +11,13 @@ envelopes, RNG state, engine clock, ...) are *new* fields with defaults, like th
 
 Encoding: msgpack. Structs are maps keyed by field name, so a missing (older) field takes its
 default and an unknown (newer) one is ignored. Per-peer rows (address book, health, backoff,
-block entries) are compact arrays in the seed's field order, held as `NamedTuple`s in memory
-(defined in `bbnode.engine.framework.rows`: the framework tables store these very rows, so
-capture and restore hand them over instead of converting 100 000 of them). `slot_table` is a
-list of `[site, exec_id, bytes | None]` (msgpack maps cannot key by tuple). Engine values
-inside (op inputs, timer payloads) use the ext types of `bbnode.engine._codec` (PeerId = 1,
-Address = 2, Correlation = 3). `decode` (the decoders are in `_snapshot_decode`) raises
+block entries) are held as `NamedTuple`s in memory (defined in `bbnode.engine.framework.rows`:
+the framework tables store these very rows, so capture and restore hand them over instead of
+converting 100 000 of them) and encoded as columns, one per row field (`_snapshot_columns`);
+tables as arrays of rows in the seed's field order (what earlier builds wrote) still decode.
+`slot_table` is a list of `[site, exec_id, bytes | None]` (msgpack maps cannot key by tuple).
+Engine values inside (op inputs, timer payloads) use the ext types of `bbnode.engine._codec`
+(PeerId = 1, Address = 2, Correlation = 3). `decode` (the decoders are in `_snapshot_decode`) raises
 `SnapshotDecodeError` naming the field for malformed input and `SpecVersionMismatch` for
 another `spec_version`.
 """
@@ -30,6 +31,7 @@ import msgpack
 
 from bbnode.engine._codec import pack, unpack
 from bbnode.engine._gcpause import gc_paused
+from bbnode.engine._snapshot_columns import TABLE_ROW_TYPES, encode_table
 from bbnode.engine.errors import SnapshotDecodeError, SpecVersionMismatch
 from bbnode.engine.framework.rows import (
     AddressBookEntrySnapshot,
@@ -228,11 +230,15 @@ class NodeSnapshot:
 
 # -- encoding --------------------------------------------------------------------------------------
 def _to_wire(obj: Any) -> Any:
-    """Dataclasses become maps (recursively); NamedTuples and lists pass as arrays."""
+    """Dataclasses become maps (recursively); per-peer row tables become columnar maps (see
+    `_snapshot_columns`); other NamedTuples and lists pass as arrays."""
     if hasattr(obj, "__dataclass_fields__"):
         return {f.name: _to_wire(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, dict):
         return {k: _to_wire(v) for k, v in obj.items()}
-    if isinstance(obj, list) and obj and hasattr(obj[0], "__dataclass_fields__"):
-        return [_to_wire(v) for v in obj]
+    if isinstance(obj, list) and obj:
+        if type(obj[0]) in TABLE_ROW_TYPES:
+            return encode_table(obj, type(obj[0]))
+        if hasattr(obj[0], "__dataclass_fields__"):
+            return [_to_wire(v) for v in obj]
     return obj

@@ -19,7 +19,6 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any, Final
 
 from bbnode.engine.framework._check import (
@@ -33,6 +32,7 @@ from bbnode.engine.framework._check import (
 from bbnode.engine.framework.errors import FrameworkStateError, FrameworkUsageError
 from bbnode.engine.framework.rows import (
     AddressBookEntrySnapshot,
+    adopt_rows,
     columns,
     int_column_ok,
     ip_tcp_addresses_ok,
@@ -327,7 +327,7 @@ class AddressBook:
 
     def _checked_rows(
         self, rows: Sequence[Any]
-    ) -> tuple[tuple[bytes, ...], list[AddressBookEntrySnapshot]] | None:
+    ) -> tuple[Sequence[bytes], list[AddressBookEntrySnapshot]] | None:
         """`(peer column, rows as row tuples)` when every field of every row is plainly valid
         (column checks; duplicate peers are the caller's to spot), else None."""
         cols = columns(rows, 3)
@@ -340,13 +340,7 @@ class AddressBook:
             and ip_tcp_addresses_ok(addresses, self._max_addresses)
         ):
             return None
-        if (
-            rows
-            and rows[0].__class__ is AddressBookEntrySnapshot
-            and set(map(type, rows)) == {AddressBookEntrySnapshot}
-        ):
-            return peers, list(rows)
-        return peers, list(map(tuple.__new__, repeat(AddressBookEntrySnapshot), rows))
+        return peers, adopt_rows(rows, AddressBookEntrySnapshot)
 
     def _normalised_rows(self, where: str, rows: Sequence[Any]) -> list[AddressBookEntrySnapshot]:
         """Check every row, naming the first bad one; drop duplicate and surplus addresses."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any, Final
 
 from bbnode.engine.framework._check import (
@@ -26,7 +25,13 @@ from bbnode.engine.framework._check import (
     usage_int,
 )
 from bbnode.engine.framework.errors import FrameworkStateError, FrameworkUsageError
-from bbnode.engine.framework.rows import BackoffEntry, columns, int_column_ok, peer_column_ok
+from bbnode.engine.framework.rows import (
+    BackoffEntry,
+    adopt_rows,
+    columns,
+    int_column_ok,
+    peer_column_ok,
+)
 from bbnode.ids import PeerId
 
 __all__ = ["DEFAULT_BACKOFF_BASE_NS", "DEFAULT_BACKOFF_MAX_NS", "BackoffState", "BackoffTable"]
@@ -177,9 +182,7 @@ def _checked_rows(rows: Sequence[Any]) -> list[BackoffEntry] | None:
         and len(set(peers)) == len(peers)
     ):
         return None
-    if set(map(type, rows)) == {BackoffEntry}:
-        return list(rows)
-    return list(map(tuple.__new__, repeat(BackoffEntry), rows))
+    return adopt_rows(rows, BackoffEntry)
 
 
 def _normalised_rows(where: str, rows: Sequence[Any]) -> list[BackoffEntry]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any, Final
 
 from bbnode.engine.framework._check import (
@@ -52,6 +51,7 @@ from bbnode.engine.framework.errors import FrameworkStateError, FrameworkUsageEr
 from bbnode.engine.framework.rows import (
     BlockEntrySnapshot,
     HealthEntry,
+    adopt_rows,
     bool_column_ok,
     columns,
     int_column_ok,
@@ -377,9 +377,7 @@ def _health_rows(where: str, raw: object) -> list[HealthEntry]:
             and int_column_ok(last)
             and bool_column_ok(down)
         ):
-            if set(map(type, rows)) == {HealthEntry}:
-                return list(rows)
-            return list(map(tuple.__new__, repeat(HealthEntry), rows))
+            return adopt_rows(rows, HealthEntry)
     out: list[HealthEntry] = []
     for i, row in enumerate(rows):
         at = f"{where}.health[{i}]"

@@ -4,13 +4,19 @@ The address book, the governor's health table and the backoff table keep their p
 *as these rows* (keyed by the peer's multihash bytes), so capturing a snapshot hands the rows
 over as they are and restoring one adopts the decoded rows without building an object per
 peer. `bbnode.engine.snapshot` re-exports the row types under the same names (they are the
-seed's `AddressBookEntrySnapshot`, health tuple and `BackoffEntry`, encoded as arrays).
+seed's `AddressBookEntrySnapshot`, health tuple and `BackoffEntry`; encoded by column).
 
 The `*_column_ok` checks look at one field of every row at once with C-level builtins (`map`,
 `set`, `min`, `max` over `zip(*rows)` columns): about 100x cheaper per row than a Python loop.
 They answer only "all good" or "something is off"; on "off" the caller runs its per-row path,
 which finds the first bad row and names it (`address_book[41].peer: ...`), so error messages
 are exactly those of the per-row code.
+
+`ColumnRows` is what the snapshot decoder returns for a table stored in columnar form: the rows
+plus the columns they were built from, so `columns` hands those back instead of re-reading
+every row; a peer or address column whose bytes lie at a fixed stride in the decoded buffer
+(`PackedBytes`, `PackedLists` with a `Strided` layout, see `_columnar`) is checked with a few
+strided slices of that buffer instead of one visit per object.
 """
 
 from __future__ import annotations
@@ -20,11 +26,24 @@ from itertools import chain
 from operator import itemgetter, sub
 from typing import Any, Final, NamedTuple
 
+from bbnode.engine.framework._columnar import (
+    ColumnRows,
+    PackedBytes,
+    PackedLists,
+    Strided,
+    adopt_rows,
+)
+
 __all__ = [
     "AddressBookEntrySnapshot",
     "BackoffEntry",
     "BlockEntrySnapshot",
+    "ColumnRows",
     "HealthEntry",
+    "PackedBytes",
+    "PackedLists",
+    "Strided",
+    "adopt_rows",
     "bool_column_ok",
     "columns",
     "int_column_ok",
@@ -76,8 +95,10 @@ _first: Final = itemgetter(0)
 _second: Final = itemgetter(1)
 
 
-def columns(rows: Sequence[Any], width: int) -> list[tuple[Any, ...]] | None:
+def columns(rows: Sequence[Any], width: int) -> list[Sequence[Any]] | None:
     """The `width` columns of `rows` (lists/tuples of exactly `width` items), else None."""
+    if type(rows) is ColumnRows and rows.columns is not None and len(rows.columns) == width:
+        return list(rows.columns)
     if not rows:
         return [() for _ in range(width)]
     if not set(map(type, rows)) <= _ROW_TYPES or set(map(len, rows)) != {width}:
@@ -85,7 +106,7 @@ def columns(rows: Sequence[Any], width: int) -> list[tuple[Any, ...]] | None:
     return list(zip(*rows, strict=True))
 
 
-def peer_column_ok(peers: tuple[Any, ...]) -> bool:
+def peer_column_ok(peers: Sequence[Any]) -> bool:
     """True when every item is bytes `PeerId.from_bytes` accepts with one-byte varints.
 
     That is every identity and sha2-256 peer id: a code below 0x80 and a digest-length byte
@@ -95,15 +116,22 @@ def peer_column_ok(peers: tuple[Any, ...]) -> bool:
     """
     if not peers:
         return True
-    if set(map(type, peers)) != {bytes}:
-        return False
-    lengths = set(map(len, peers))
-    if len(lengths) == 1:
-        (size,) = lengths
-        if not 2 <= size <= _MAX_PEER_ID_BYTES:
+    layout = peers.layout if type(peers) is PackedBytes else None
+    if layout is None:
+        if set(map(type, peers)) != {bytes}:
             return False
-        joined = b"".join(peers)
-        return joined[0::size].isascii() and joined[1::size] == bytes((size - 2,)) * len(peers)
+        lengths = set(map(len, peers))
+        if len(lengths) != 1:
+            return _mixed_peers_ok(peers, lengths)
+        (size,) = lengths
+        layout = Strided(b"".join(peers), 0, size, size, len(peers))
+    size = layout.width
+    if not 2 <= size <= _MAX_PEER_ID_BYTES:
+        return False
+    return layout.at(0).isascii() and layout.at(1) == bytes((size - 2,)) * len(peers)
+
+
+def _mixed_peers_ok(peers: Sequence[bytes], lengths: set[int]) -> bool:
     if min(lengths) < 2 or max(lengths) > _MAX_PEER_ID_BYTES:
         return False
     if not bytes(map(_first, peers)).isascii():
@@ -111,23 +139,31 @@ def peer_column_ok(peers: tuple[Any, ...]) -> bool:
     return set(map(sub, map(len, peers), map(_second, peers))) == {2}
 
 
-def int_column_ok(values: tuple[Any, ...], minimum: int = 0) -> bool:
+def int_column_ok(values: Sequence[Any], minimum: int = 0) -> bool:
     """True when every item is an int (not a bool) >= `minimum`."""
     return not values or (set(map(type, values)) == {int} and min(values) >= minimum)
 
 
-def bool_column_ok(values: tuple[Any, ...]) -> bool:
+def bool_column_ok(values: Sequence[Any]) -> bool:
     """True when every item is a bool."""
     return not values or set(map(type, values)) == {bool}
 
 
-def ip_tcp_addresses_ok(lists: tuple[Any, ...], max_per_peer: int) -> bool:
+def ip_tcp_addresses_ok(lists: Sequence[Any], max_per_peer: int) -> bool:
     """True when every item is a list of at most `max_per_peer` distinct addresses, all of one
     `/ip4/../tcp/..` or `/ip6/../tcp/..` shape (valid whatever their bytes; see
     `address_book._check_address`).
     """
     if not lists:
         return True
+    if type(lists) is PackedLists and lists.per_row is not None:
+        # Every row holds `per_row` items, laid out at a stride (no per-row scan needed).
+        if lists.per_row > max_per_peer:
+            return False
+        if lists.per_row == 0:
+            return True
+        if lists.per_row == 1 and lists.layout is not None:
+            return _ip_tcp_shaped(lists.layout)
     if set(map(type, lists)) != {list}:
         return False
     counts = set(map(len, lists))
@@ -142,14 +178,19 @@ def ip_tcp_addresses_ok(lists: tuple[Any, ...], max_per_peer: int) -> bool:
     if len(lengths) != 1:
         return False
     (size,) = lengths
-    shape = _IP_TCP_SHAPES.get(size)
-    if shape is None:
-        return False
-    code, tcp_at = shape
-    joined = b"".join(flat)
     n = len(flat)
-    if joined[0::size] != bytes((code,)) * n or joined[tcp_at::size] != b"\x06" * n:
+    if not _ip_tcp_shaped(Strided(b"".join(flat), 0, size, size, n)):
         return False
     # No duplicates inside a row (the per-row path would drop them): compare set sizes,
     # unless every row holds at most one address (the common case).
     return max(counts) <= 1 or sum(map(len, map(frozenset, lists))) == n
+
+
+def _ip_tcp_shaped(items: Strided) -> bool:
+    """True when every item is an address of one ip/tcp shape."""
+    shape = _IP_TCP_SHAPES.get(items.width)
+    if shape is None:
+        return False
+    code, tcp_at = shape
+    n = items.count
+    return items.at(0) == bytes((code,)) * n and items.at(tcp_at) == b"\x06" * n
