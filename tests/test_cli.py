@@ -159,7 +159,7 @@ def test_verify_rejects_damaged_files(tmp_path: Path, capsys: pytest.CaptureFixt
     code, _, err = run(["snapshot", "verify", str(future)], capsys)
     assert code == 1
     assert err == (
-        f"{future}: invalid snapshot file: file format version 7, this bbnode reads version 1\n"
+        f"{future}: invalid snapshot file: file format version 7, this bbnode reads versions 1, 2\n"
     )
 
 
@@ -219,7 +219,7 @@ def test_verify_and_inspect_a_real_snapshot(
     path, me = _saved_snapshot(tmp_path)
     code, out, err = run(["snapshot", "verify", str(path)], capsys)
     assert (code, err) == (0, "")
-    assert out.startswith(f"{path}: ok (format 1, spec_version 1, incarnation 0, ")
+    assert out.startswith(f"{path}: ok (format 2, spec_version 1, incarnation 0, ")
     code, out, _ = run(["snapshot", "verify", "--json", str(path)], capsys)
     info = json.loads(out)
     assert (code, info["ok"], info["spec_version"], info["file"]) == (0, True, 1, str(path))

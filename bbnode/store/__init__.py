@@ -18,6 +18,7 @@ from bbnode.store.fileformat import (
     FORMAT_VERSION,
     HEADER_SIZE,
     MAGIC,
+    READABLE_FORMAT_VERSIONS,
     decode_snapshot_file,
     encode_snapshot_file,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "FORMAT_VERSION",
     "HEADER_SIZE",
     "MAGIC",
+    "READABLE_FORMAT_VERSIONS",
     "CorruptSnapshotFile",
     "GenerationStore",
     "IncompatibleSnapshotFile",

@@ -5,11 +5,16 @@ Layout (all integers big-endian)::
     offset  size  field
          0     8  magic            b"\\x89BBSNAP\\n" (high bit and newline catch text-mode
                                    transfers and truncation to 7 bits, as PNG's magic does)
-         8     2  format_version   FORMAT_VERSION (this container's layout, not the payload's)
+         8     2  format_version   FORMAT_VERSION when written; READABLE_FORMAT_VERSIONS read
         10     2  flags            0; reserved, a reader refuses non-zero
         12     8  payload_length   exact byte count of the payload
         20    32  payload_sha256   SHA-256 of the payload
         52     n  payload          msgpack `NodeSnapshot` (opaque to this module)
+
+Format versions: 1, the per-peer tables of the payload as arrays of rows; 2, those tables by
+column (see `bbnode.engine._snapshot_columns`). The payload decoder reads both forms, so both
+versions load; a build that knows only version 1 reports a version-2 file as incompatible
+(kept aside, never overwritten) rather than as corrupt.
 
 The checksum covers only the payload; the header fields are each validated on their own.
 A file with trailing bytes after the payload is refused: a valid file has exactly one length.
@@ -29,6 +34,7 @@ __all__ = [
     "HEADER_SIZE",
     "MAGIC",
     "MAX_PAYLOAD_BYTES",
+    "READABLE_FORMAT_VERSIONS",
     "FileHeader",
     "decode_snapshot_file",
     "encode_snapshot_file",
@@ -36,7 +42,8 @@ __all__ = [
 ]
 
 MAGIC: Final = b"\x89BBSNAP\n"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+READABLE_FORMAT_VERSIONS: Final = frozenset({1, 2})
 _HEADER: Final = struct.Struct(">8sHHQ32s")
 HEADER_SIZE: Final = _HEADER.size
 # A 100 000-peer snapshot is ~15 MB; 1 GiB leaves two orders of magnitude of headroom while
@@ -49,7 +56,7 @@ class FileHeader:
     """The decoded, validated header of a snapshot file."""
 
     format_version: int
-    """Container layout version; equals `FORMAT_VERSION` once validated."""
+    """The file's format version; one of `READABLE_FORMAT_VERSIONS` once validated."""
     payload_length: int
     """Exact length of the payload in bytes."""
     payload_sha256: bytes
@@ -80,9 +87,10 @@ def parse_header(data: bytes) -> FileHeader:
     magic, version, flags, length, digest = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise CorruptSnapshotFile(f"bad magic {magic!r}, expected {MAGIC!r}")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_FORMAT_VERSIONS:
+        readable = ", ".join(map(str, sorted(READABLE_FORMAT_VERSIONS)))
         raise IncompatibleSnapshotFile(
-            f"file format version {version}, this bbnode reads version {FORMAT_VERSION}",
+            f"file format version {version}, this bbnode reads versions {readable}",
             got=version,
             expected=FORMAT_VERSION,
         )
