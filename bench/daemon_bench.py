@@ -217,7 +217,7 @@ def _address(port: int, peer: PeerId) -> str:
     return f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer}"
 
 
-async def run_daemon_bench(round_trips: int = 2000, one_way: int = 20000) -> dict[str, Any]:
+async def run_daemon_bench(round_trips: int = 2000, one_way: int = 100_000) -> dict[str, Any]:
     """Measure through two daemons in this process (one trio loop); returns the figures."""
     bench_over = trio.Event()
     with trio.fail_after(BENCH_TIMEOUT_S), tempfile.TemporaryDirectory() as tmp:
@@ -249,7 +249,7 @@ async def run_daemon_bench(round_trips: int = 2000, one_way: int = 20000) -> dic
 
 
 async def run_daemon_bench_two_process(
-    round_trips: int = 2000, one_way: int = 20000
+    round_trips: int = 2000, one_way: int = 100_000
 ) -> dict[str, Any]:
     """Measure with daemon B in a child process (``--serve-b``); returns the figures.
 
