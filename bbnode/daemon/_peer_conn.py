@@ -163,6 +163,7 @@ class PeerConnection:
             if self.outbox:  # beyond COALESCE_MAX_BYTES: the writer continues
                 self.kick()
             return
+        self.bytes_out += written  # the writer counts the rest when it has sent it
         self.in_flight = batch
         self._writer_idle = None
         idle.set()

@@ -108,7 +108,7 @@ class FrameEncoder:
 
     `add()` only queues the frame and notes its size; `flush()` writes every header and frame
     in a few C-level calls, packs them into as few transport messages as possible and returns
-    the bytes for the socket.
+    the bytes for the socket (`flush_into()` writes them into the caller's buffer instead).
 
     Equal-sized frames (a burst of one kind of envelope) are packed whole into each message,
     which needs one `join` per message and no stream-sized buffer; the receiver then finds no

@@ -46,10 +46,12 @@ class Sink(Component):
     def dispatch(self, op: str, inputs: dict[str, Any], ctx: Any) -> Immediate:
         if op == "blast":
             target = PeerId.from_bytes(inputs["peer"])
+            pad = bytes(int(inputs.get("pad", 0)))
             for i in range(int(inputs["first"]), int(inputs["first"]) + int(inputs["count"])):
-                ctx.send(target, "sink", "msg", i)
+                ctx.send(target, "sink", "msg", [i, pad] if pad else i)
         elif op == "msg":
-            self.received.append(int(inputs["payload"]))
+            payload = inputs["payload"]
+            self.received.append(int(payload[0] if isinstance(payload, list) else payload))
             if len(self.received) >= self.expected:
                 self.all_in.set()
         return Immediate()
@@ -124,6 +126,34 @@ async def test_one_way_bursts_arrive_without_loss(tmp_path: Path) -> None:
         assert _losses(pair.a) == {}
         assert await pair.on_a(lambda d: d.manager.is_connected(pair.b_peer))
         assert pair.a.counters.get("peers.down") == 0
+
+
+async def test_wire_byte_counts_agree_after_writes_the_socket_took_in_part(
+    tmp_path: Path,
+) -> None:
+    async with two_daemons(tmp_path, heartbeat=False) as pair:
+        a_peer = pair.a.backend.driver.manager.local_peer  # type: ignore[union-attr]
+        # 8 MB in one poll: more than a loopback socket takes at once, so the direct
+        # write is partial and the writer task sends the rest.
+        pair.b_sink.expected = 500
+        inputs = {"peer": pair.b_peer.to_bytes(), "first": 0, "count": 500, "pad": 16_000}
+        await pair.on_a(lambda d: d.node.invoke("sink", "blast", inputs))
+        with trio.fail_after(WAIT_S):
+            await pair.b_sink.all_in.wait()
+        assert sorted(pair.b_sink.received) == list(range(500))
+
+        def sent(d: EngineDriver) -> int:
+            conn = d.manager.connection(pair.b_peer)
+            assert conn is not None
+            return conn.bytes_out
+
+        assert pair.b.backend is not None
+        received_conn = pair.b.backend.driver.manager.connection(a_peer)
+        assert received_conn is not None
+        with trio.fail_after(WAIT_S):  # the writer counts its part once send_all returns
+            while await pair.on_a(sent) != received_conn.bytes_in:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        assert received_conn.bytes_in > 8_000_000
 
 
 def _take_sends(driver: EngineDriver, peer: bytes, count: int) -> list[steps.SendEnvelope]:
