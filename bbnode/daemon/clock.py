@@ -29,12 +29,15 @@ class EngineClock:
 
     def __init__(self, wall_base_ns: int | None = None) -> None:
         self._wall_base_ns = time.time_ns() if wall_base_ns is None else wall_base_ns
-        self._mono_base_s = trio.current_time()
+        #: The run's clock itself: what ``trio.current_time()`` reads through three calls
+        #: (the driver asks several times per turn).
+        self.trio_time = trio.lowlevel.current_clock().current_time
+        self._mono_base_s = self.trio_time()
         self._last_ns = self._wall_base_ns
 
     def now_ns(self) -> int:
         """Current engine time; never decreases."""
-        elapsed_ns = int((trio.current_time() - self._mono_base_s) * 1_000_000_000)
+        elapsed_ns = int((self.trio_time() - self._mono_base_s) * 1_000_000_000)
         now = self._wall_base_ns + elapsed_ns
         if now < self._last_ns:
             now = self._last_ns

@@ -121,6 +121,9 @@ class EngineDriver:
         self._next_watchdog_at = math.inf
         self._draining = False
         self._frames_waiting = 0
+        #: Set when the inputs just applied synced the engine clock, so the turn's first
+        #: poll need not sync it again.
+        self._synced = False
         self.steps_executed = 0
         #: Called with each turn's duration in seconds (the metrics histogram), when set.
         self.observe_turn_s: Callable[[float], None] | None = None
@@ -156,11 +159,15 @@ class EngineDriver:
 
     def turn(self) -> int:
         """Tick due timers, then poll and execute until the engine is quiet; steps run."""
-        self.last_turn_s = trio.current_time()
+        self.last_turn_s = now = self.clock.trio_time()
         started = time.perf_counter()
         executed = 0
+        synced, self._synced = self._synced, False
         for _ in range(64):  # bounded: a component that keeps itself busy still yields
-            self._sync_clock()
+            if synced:
+                synced = False  # `_wait_for_input` synced just before the inputs
+            else:
+                self._sync_clock()
             out = self.node.poll()
             if out:
                 self.execute_all(out)
@@ -171,7 +178,7 @@ class EngineDriver:
                 break
         # One write per touched connection for everything this turn sent.
         self.manager.sends.flush()
-        self._housekeeping()
+        self._housekeeping(now)
         if self.observe_turn_s is not None:
             self.observe_turn_s(time.perf_counter() - started)
         return executed
@@ -194,8 +201,7 @@ class EngineDriver:
         if self.settings.watchdog_interval_s is not None:
             self._next_watchdog_at = trio.current_time()
 
-    def _housekeeping(self) -> None:
-        now = trio.current_time()
+    def _housekeeping(self, now: float) -> None:
         if now >= self._next_watchdog_at and self.settings.watchdog_interval_s is not None:
             self.notifier.watchdog()
             self._next_watchdog_at = now + self.settings.watchdog_interval_s
@@ -235,6 +241,7 @@ class EngineDriver:
         # turns when inputs keep coming.
         item = await receive.receive()
         self._sync_clock()  # envelopes and invocations below see the current time
+        self._synced = True
         handle(item)
         # Drain what is ready now, so one poll covers it all.
         for _ in range(_BATCH):
