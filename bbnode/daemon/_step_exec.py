@@ -3,7 +3,8 @@
 Steps run in the order one poll returned them. A ``SendEnvelope`` only queues its frame on
 the peer's connection (or a dial, through the connection manager); the driver flushes the
 touched connections once per turn. Peer verdicts close connections, app events go to
-subscribers; every step is counted as ``step.<Type>``, unhandled ones logged at debug.
+subscribers; every step is counted as ``step.<Type>`` (folded into the counters when they
+are read), unhandled ones logged at debug.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from bbnode.daemon.connections import OutboundFrame
+from bbnode.daemon.counters import Counters
 from bbnode.engine import steps
 from bbnode.engine.envelope import CorrelationKind, encode_envelope
 from bbnode.ids import Address, IdError, PeerId
@@ -48,8 +50,10 @@ class StepExecutor:
 
     def __init__(self, driver: EngineDriver) -> None:
         self._driver = driver
-        #: Step counts by type since the last turn ended (folded into ``counters``).
+        #: Step counts by type not yet in ``counters``: folded in when they are read
+        #: (a counter call per step type per turn cost more than executing the steps).
         self._step_counts: dict[type[Any], int] = {}
+        driver.counters.add_folder(self._fold_counts)
         self._dispatch: dict[type[Any], Callable[[Any], None]] = {
             steps.SendEnvelope: self._on_send,
             steps.PeerDown: self._on_peer_down,
@@ -81,21 +85,24 @@ class StepExecutor:
                 unhandled.append(step)
                 continue
             handler(step)
-        incr = self._driver.counters.incr
+        if unhandled and _debug_enabled():
+            for step in unhandled:
+                # The step object itself: rendered to text only when debug is on.
+                log.debug("engine_step", step=type(step).__name__, detail=step)
+
+    def _fold_counts(self, counters: Counters) -> None:
+        """Add the step counts gathered since the last read to ``counters``."""
+        counts = self._step_counts
         names = _STEP_COUNTER_NAMES
         for kind, count in counts.items():
             name = names.get(kind)
             if name is None:
                 name = names[kind] = f"step.{kind.__name__}"
-            incr(name, count)
-        sent = counts.get(send_type)
+            counters.incr(name, count)
+        sent = counts.get(steps.SendEnvelope)
         if sent:
-            incr("frames.out", sent)
+            counters.incr("frames.out", sent)
         counts.clear()
-        if unhandled and _debug_enabled():
-            for step in unhandled:
-                # The step object itself: rendered to text only when debug is on.
-                log.debug("engine_step", step=type(step).__name__, detail=step)
 
     def _addresses_for(self, peer: PeerId, envelope: Any) -> list[Address]:
         if self._driver.manager.is_connected(peer):
