@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import json
 import os
 import sys
@@ -49,6 +50,9 @@ from bbnode.logs import configure_logging
 
 sys.path.insert(0, str(Path(__file__).parent))
 from baseline import (
+    ONE_WAY,
+    ROUND_TRIPS,
+    WARM_UP_ROUND_TRIPS,
     close_stdin,
     open_child,
     print_line,
@@ -163,7 +167,8 @@ async def _measure(
     assert backend is not None
     peer = b_peer.to_bytes()
     # Warm up (connects), then measure.
-    await backend.call(lambda d: d.node.invoke("bench", "go", {"peer": peer, "count": 50}))
+    warm_up = {"peer": peer, "count": WARM_UP_ROUND_TRIPS}
+    await backend.call(lambda d: d.node.invoke("bench", "go", warm_up))
     await a_bench.done.wait()
     a_bench.done = trio.Event()
     a_bench.latencies.clear()
@@ -217,24 +222,43 @@ def _address(port: int, peer: PeerId) -> str:
     return f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer}"
 
 
-async def run_daemon_bench(round_trips: int = 2000, one_way: int = 100_000) -> dict[str, Any]:
+async def _started(
+    nursery: trio.Nursery,
+    serve: Callable[[Daemon], Awaitable[Any]],
+    state: Path,
+    port: int,
+    bench: Bench,
+    bootstrap: str = "",
+) -> tuple[Daemon, PeerId]:
+    """A daemon as ``bbnode run`` makes it (GC tuned) with ``bench`` installed, serving
+    through ``serve(daemon)`` in ``nursery``, once ready; and its PeerId."""
+    daemon = Daemon(_config(state, port, bootstrap), extra_components=[bench], tune_gc=True)
+    nursery.start_soon(serve, daemon)
+    await daemon.ready.wait()
+    assert daemon.backend is not None
+    return daemon, daemon.backend.driver.manager.local_peer
+
+
+def _received(line: dict[str, Any]) -> tuple[int, float]:
+    """B's report: one-way messages received, and the CPU seconds spent receiving them."""
+    return int(line["received"]), float(line["cpu_s"])
+
+
+async def run_daemon_bench(
+    round_trips: int = ROUND_TRIPS, one_way: int = ONE_WAY
+) -> dict[str, Any]:
     """Measure through two daemons in this process (one trio loop); returns the figures."""
     bench_over = trio.Event()
     with trio.fail_after(BENCH_TIMEOUT_S), tempfile.TemporaryDirectory() as tmp:
-        port_a, port_b = _free_port(), _free_port()
+        port_b = _free_port()
         a_bench, b_bench = Bench(), Bench(expected=one_way)
-        daemon_b = Daemon(
-            _config(Path(tmp) / "b", port_b), extra_components=[b_bench], tune_gc=True
-        )
+        serve = functools.partial(_serve, bench_over=bench_over)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_serve, daemon_b, bench_over)
-            await daemon_b.ready.wait()
-            assert daemon_b.backend is not None
-            b_peer = daemon_b.backend.driver.manager.local_peer
-            config_a = _config(Path(tmp) / "a", port_a, _address(port_b, b_peer))
-            daemon_a = Daemon(config_a, extra_components=[a_bench], tune_gc=True)
-            nursery.start_soon(_serve, daemon_a, bench_over)
-            await daemon_a.ready.wait()
+            daemon_b, b_peer = await _started(nursery, serve, Path(tmp) / "b", port_b, b_bench)
+            boot = _address(port_b, b_peer)
+            daemon_a, _ = await _started(
+                nursery, serve, Path(tmp) / "a", _free_port(), a_bench, boot
+            )
 
             async def all_received() -> tuple[int, float]:
                 with trio.move_on_after(ONE_WAY_WAIT_S):
@@ -249,7 +273,7 @@ async def run_daemon_bench(round_trips: int = 2000, one_way: int = 100_000) -> d
 
 
 async def run_daemon_bench_two_process(
-    round_trips: int = 2000, one_way: int = 100_000
+    round_trips: int = ROUND_TRIPS, one_way: int = ONE_WAY
 ) -> dict[str, Any]:
     """Measure with daemon B in a child process (``--serve-b``); returns the figures.
 
@@ -263,19 +287,22 @@ async def run_daemon_bench_two_process(
             ready = await lines.next()
             b_peer = PeerId.from_string(ready["peer"])
             a_bench = Bench()
-            config_a = _config(Path(tmp) / "a", _free_port(), _address(ready["port"], b_peer))
-            daemon_a = Daemon(config_a, extra_components=[a_bench], tune_gc=True)
+            serve = functools.partial(_serve, bench_over=bench_over)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_serve, daemon_a, bench_over)
-                await daemon_a.ready.wait()
+                daemon_a, _ = await _started(
+                    nursery,
+                    serve,
+                    Path(tmp) / "a",
+                    _free_port(),
+                    a_bench,
+                    _address(ready["port"], b_peer),
+                )
 
                 async def all_received() -> tuple[int, float]:
                     with trio.move_on_after(ONE_WAY_WAIT_S):
-                        line = await lines.next()
-                        return int(line["received"]), float(line["cpu_s"])
+                        return _received(await lines.next())
                     await close_stdin(child)
-                    line = await lines.next()
-                    return int(line["received"]), float(line["cpu_s"])
+                    return _received(await lines.next())
 
                 figures = await _measure(
                     daemon_a, a_bench, b_peer, round_trips, one_way, all_received
@@ -294,12 +321,8 @@ async def _serve_b(one_way: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = _free_port()
         bench = Bench(expected=one_way)
-        daemon = Daemon(_config(Path(tmp) / "b", port), extra_components=[bench], tune_gc=True)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(daemon.serve)
-            await daemon.ready.wait()
-            assert daemon.backend is not None
-            peer = daemon.backend.driver.manager.local_peer
+            daemon, peer = await _started(nursery, Daemon.serve, Path(tmp) / "b", port, bench)
             print_line(peer=str(peer), port=port)
             report_scope = trio.CancelScope()
             reported = False

@@ -7,7 +7,7 @@ entries) it measures, in one run:
 * `load_s`: read + verify + decode (`SnapshotStore.load`) + `Node.from_snapshot`,
 * `file_bytes` and `bytes_per_peer`,
 * `msgpack_pack_s` / `msgpack_unpack_s`: plain `msgpack` of the same rows, as a baseline
-  (timed with the cyclic GC paused: msgpack's best case, see `_best_gc_paused`).
+  (timed with the cyclic GC paused: msgpack's best case, see `bench_size`).
 
 Targets at 100 000 peers (issue 4): each direction <= 1 s and <= 3x plain msgpack;
 <= 150 bytes per peer. `--crash-trials N` also runs the SIGKILL crash-consistency harness.
@@ -28,6 +28,7 @@ from typing import Any
 
 import msgpack
 
+from bbnode.engine._gcpause import gc_paused
 from bbnode.ids import Address, PeerId
 from bbnode.store import GenerationStore, SnapshotStore
 from bbnode.store._torture import run_crash_trials
@@ -98,21 +99,6 @@ def _best(fn: Any, repeat: int) -> tuple[float, Any]:
     return best, value
 
 
-def _best_gc_paused(fn: Any, repeat: int) -> tuple[float, Any]:
-    """`_best` with the cyclic collector off during each call: plain msgpack's best case.
-
-    In a process holding a few 100 000-peer nodes, a plain `unpackb` of their rows can set
-    off a full collection that walks every object (0.3-0.4 s), so the baseline would depend
-    on what else the bench keeps alive; bbnode's own decode/restore pause the collector.
-    """
-    gc.collect()
-    gc.disable()
-    try:
-        return _best(fn, repeat)
-    finally:
-        gc.enable()
-
-
 def bench_size(count: int, directory: Path) -> dict[str, Any]:
     from bbnode.engine.node import Node, NodeConfig
     from bbnode.engine.snapshot import NodeSnapshot
@@ -139,8 +125,14 @@ def bench_size(count: int, directory: Path) -> dict[str, Any]:
     config = NodeConfig(rng_seed=1, address_book_cap=count + 1)
     restore_s, _ = _best(lambda: Node.from_snapshot(decoded, config=config), repeat)
     rows = _plain_rows(snapshot)
-    pack_s, packed = _best_gc_paused(lambda: msgpack.packb(rows, use_bin_type=True), repeat)
-    unpack_s, _ = _best_gc_paused(lambda: msgpack.unpackb(packed, raw=False), repeat)
+    # The cyclic collector is off for the baseline, as bbnode's own decode and restore turn
+    # it off: in a process holding a few 100 000-peer nodes a plain `unpackb` of their rows
+    # can set off a full collection walking every object (0.3-0.4 s), so otherwise the
+    # baseline would depend on what else the bench keeps alive.
+    gc.collect()
+    with gc_paused():
+        pack_s, packed = _best(lambda: msgpack.packb(rows, use_bin_type=True), repeat)
+        unpack_s, _ = _best(lambda: msgpack.unpackb(packed, raw=False), repeat)
     file_bytes = store.generations()[0].stat().st_size
     return {
         "bench": "snapshot",
