@@ -68,7 +68,6 @@ class StepExecutor:
         """Execute the steps of one poll, in order; counts them as ``step.<Type>``.
 
         Frames are only queued: the caller flushes (``manager.sends.flush()``)."""
-        self._driver.steps_executed += len(out)
         counts = self._step_counts
         dispatch = self._dispatch
         send_type = steps.SendEnvelope

@@ -36,7 +36,6 @@ from bbnode.daemon.events import (
     Disconnected,
     DriverInput,
     FramesIn,
-    SendFailedIn,
     UnsentIn,
 )
 from bbnode.daemon.notify import SdNotifier
@@ -124,7 +123,6 @@ class EngineDriver:
         #: Set when the inputs just applied synced the engine clock, so the turn's first
         #: poll need not sync it again.
         self._synced = False
-        self.steps_executed = 0
         #: Called with each turn's duration in seconds (the metrics histogram), when set.
         self.observe_turn_s: Callable[[float], None] | None = None
         #: Executes the steps of each poll (see :mod:`._step_exec`).
@@ -135,7 +133,6 @@ class EngineDriver:
             Connected: self._in_connected,
             Disconnected: self._in_disconnected,
             DialFailedIn: self._in_dial_failed,
-            SendFailedIn: self._in_send_failed,
         }
 
     # -- the loop ----------------------------------------------------------------------------
@@ -305,19 +302,11 @@ class EngineDriver:
     def _in_dial_failed(self, item: DialFailedIn) -> None:
         self.node.dial_failed(item.peer, item.address, item.reason)
 
-    def _in_send_failed(self, item: SendFailedIn) -> None:
-        self.node.send_failed(item.peer, item.wire_req_id, item.reason)
-
     def _heartbeat(self, op: str, peer: PeerId) -> None:
         if self.settings.heartbeat_module is not None:
             self.node.invoke(self.settings.heartbeat_module, op, {"peer": peer.to_bytes()})
 
     # -- steps -------------------------------------------------------------------------------
-    def execute(self, step: Any) -> None:
-        """Execute one engine step (dispatch by type; unknown types are logged and counted)."""
-        self.execute_all([step])
-        self.manager.sends.flush()
-
     def execute_all(self, out: Sequence[Any]) -> None:
         """Execute the steps of one poll, in order; counts them as ``step.<Type>``.
 

@@ -18,7 +18,6 @@ __all__ = [
     "Disconnected",
     "DriverInput",
     "FramesIn",
-    "SendFailedIn",
     "UnsentIn",
 ]
 
@@ -62,15 +61,6 @@ class DialFailedIn:
 
 
 @dataclass(frozen=True, slots=True)
-class SendFailedIn:
-    """A frame carrying request ``wire_req_id`` could not be written to ``peer``."""
-
-    peer: PeerId
-    wire_req_id: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class UnsentIn:
     """Frames for ``peer`` that will not reach a socket (their connection closed, or the
     dial for them failed); the driver reports each to the engine as ``SendFailed``.
@@ -86,4 +76,4 @@ class UnsentIn:
     requeue: bool = False
 
 
-DriverInput = FramesIn | UnsentIn | Connected | Disconnected | DialFailedIn | SendFailedIn
+DriverInput = FramesIn | UnsentIn | Connected | Disconnected | DialFailedIn
