@@ -1,5 +1,6 @@
-# Sourced by the other scripts: make sure .venv exists and holds bbnode with its test tools.
-# Reinstalls only when pyproject.toml changed since the last install (a stamp file records it).
+# Sourced by the other scripts: make sure .venv exists and holds bbnode with its test tools
+# (and the extras named in $BBNODE_EXTRAS, default "test"). Reinstalls only when
+# pyproject.toml changed since the last install of those extras (a stamp file records it).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
@@ -8,11 +9,12 @@ if [ ! -x "$venv/bin/python" ]; then
     echo "bbnode: creating $venv" >&2
     "$python" -m venv "$venv"
 fi
-stamp="$venv/.bbnode-installed"
+extras="${BBNODE_EXTRAS:-test}"
+stamp="$venv/.bbnode-installed-${extras//,/-}"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
-    echo "bbnode: installing bbnode and its dependencies into $venv" >&2
+    echo "bbnode: installing bbnode and its dependencies ($extras) into $venv" >&2
     "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet -e "$root[test]"
+    "$venv/bin/python" -m pip install --quiet -e "$root[$extras]"
     touch "$stamp"
 fi
 export PATH="$venv/bin:$PATH"
