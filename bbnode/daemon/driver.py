@@ -219,15 +219,14 @@ class EngineDriver:
         """Backpressure: while a connection above its high-water mark is still writing,
         take no new input (readers then wait, and TCP pushes back on the peers) so a burst
         waits for the socket instead of overflowing its queue. A connection that stopped
-        writing holds us for at most ``send_stall_s`` (see :class:`SendScheduler`)."""
+        writing holds us for at most ``send_stall_s`` (see :class:`SendScheduler`).
+
+        Runs inside ``run``'s wake scope, whose deadline is already no later than
+        ``_wake_at()``: when a timer, checkpoint or watchdog ping falls due, that scope
+        cancels this wait and the loop turns."""
         pressure = self.manager.sends
-        wake_at = self._wake_at()
-        while True:
-            now = trio.current_time()
-            stall_at = pressure.blocking(now)
-            if stall_at is None or now >= wake_at:
-                return
-            await pressure.wait_for_progress(min(stall_at, wake_at))
+        while (stall_at := pressure.blocking(trio.current_time())) is not None:
+            await pressure.wait_for_progress(stall_at)
 
     async def _wait_for_input(self) -> None:
         """Take the next input (or be cancelled by ``run``'s wake deadline), then every
