@@ -131,10 +131,6 @@ def _struct(
         raise SnapshotDecodeError(f"{where}: {exc}") from None
 
 
-def _any(where: str, raw: Any) -> Any:
-    return raw
-
-
 _SCALAR_TYPES: dict[Any, type] = {}
 
 

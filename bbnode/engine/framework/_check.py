@@ -21,7 +21,6 @@ __all__ = [
     "state_mapping",
     "state_opt_int",
     "state_peer",
-    "state_peer_fast",
     "state_row",
     "state_str",
     "usage_int",
@@ -83,20 +82,6 @@ def state_peer(where: str, value: object) -> PeerId:
         return PeerId.from_bytes(raw)
     except IdError as exc:
         raise FrameworkStateError(f"{where}: not a peer id ({exc})") from exc
-
-
-def state_peer_fast(value: object) -> PeerId | None:
-    """The PeerId of `value` when it is plainly valid, else None (then call `state_peer`).
-
-    "Plainly valid": bytes of at most 128, a one-byte code and a one-byte digest length that
-    matches the rest (every identity and sha2-256 id) -- exactly what `PeerId.from_bytes`
-    accepts, checked without its general varint parsing.
-    """
-    if value.__class__ is bytes:
-        n = len(value)
-        if 2 <= n <= 128 and value[0] < 0x80 and value[1] == n - 2:
-            return PeerId(value)
-    return None
 
 
 def state_list(where: str, value: object) -> list[Any]:
