@@ -300,13 +300,17 @@ class PeerConnection:
         request/response exchange fails every time: one wasted syscall per message."""
         fd = self._fd
         if self._last_read_full:
+            # As trio's own socket reads: a cancellation may stop us only *before* the
+            # read; after it the checkpoint is shielded, or the bytes read would be lost
+            # (the idle deadline fires on busy connections too, see ``_reader``).
+            await trio.lowlevel.checkpoint_if_cancelled()
             try:
                 data = os.read(fd, max_bytes)
             except BlockingIOError:
                 pass
             else:
                 self._last_read_full = len(data) == max_bytes
-                await trio.lowlevel.checkpoint()
+                await trio.lowlevel.cancel_shielded_checkpoint()
                 return data
         while True:
             await trio.lowlevel.wait_readable(fd)

@@ -9,6 +9,7 @@ from bbnode.daemon.events import (
     Connected,
     DialFailedIn,
     Disconnected,
+    FramesIn,
     UnsentIn,
 )
 from bbnode.daemon.policy import NetworkPolicy
@@ -194,3 +195,44 @@ async def test_frames_queued_on_a_closing_connection_are_reported_unsent() -> No
         assert await a.expect(Disconnected) == Disconnected(b.peer, "test_close")
         assert not a.manager.is_connected(b.peer)
         assert a.manager.counters.get("send.failed_on_close") == 3
+
+
+async def test_sustained_transfer_outlives_many_idle_deadlines() -> None:
+    """The reader's idle deadline passes every ``idle_timeout_s`` even on a busy connection
+    (it is re-armed lazily); a read it interrupts must lose no bytes, or the next frame
+    fails to decrypt and the connection drops."""
+    idle_s = 0.1
+    settings = ConnectionSettings(handshake_timeout_s=2.0, idle_timeout_s=idle_s)
+    async with side(1, settings=settings) as a, side(2, settings=settings) as b:
+        assert b.manager.send(a.peer, OutboundFrame(b"hello"), [a.address]) is None
+        assert await a.frames(1) == [(b.peer, b"hello")]
+        conn = b.manager.connection(a.peer)
+        assert conn is not None
+        padding = b"z" * 30_000  # large frames: the receiver's reads fill its buffer
+        received: list[bytes] = []
+        closed: list[str] = []
+
+        async def drain() -> None:
+            async for item in a.inbox:
+                if isinstance(item, FramesIn):
+                    received.extend(item.frames)
+                elif isinstance(item, Disconnected):
+                    closed.append(item.reason)
+
+        sent = 0
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drain)
+            # Keep the socket full across many idle deadlines of the receiving reader.
+            end = trio.current_time() + 10 * idle_s
+            while trio.current_time() < end and not closed:
+                while conn.queued < 50 and not conn.closing:
+                    frame = OutboundFrame(b"%d:" % sent + padding)
+                    assert b.manager.send(a.peer, frame, []) is None
+                    sent += 1
+                b.manager.sends.flush()
+                await trio.lowlevel.checkpoint()
+            await wait_until(lambda: len(received) >= sent or bool(closed))
+            nursery.cancel_scope.cancel()
+        assert closed == []
+        assert [frame.split(b":", 1)[0] for frame in received] == [b"%d" % i for i in range(sent)]
+        assert a.manager.is_connected(b.peer)
