@@ -119,7 +119,12 @@ class EngineDriver:
         # Armed by start_watchdog() once READY=1 went out: systemd expects READY first.
         self._next_watchdog_at = math.inf
         self._draining = False
-        self._frames_waiting = 0
+        #: Frames received this run, and how many of them ``counters`` holds as
+        #: ``frames.in``: the rest are folded in when the counters are read (a counter
+        #: call per socket read cost more than the attribute update).
+        self._frames_in = 0
+        self._frames_in_folded = 0
+        counters.add_folder(self._fold_frames_in)
         #: Set when the inputs just applied synced the engine clock, so the turn's first
         #: poll need not sync it again.
         self._synced = False
@@ -238,17 +243,17 @@ class EngineDriver:
         item = await receive.receive()
         self._sync_clock()  # envelopes and invocations below see the current time
         self._synced = True
+        frames_limit = self._frames_in + _BATCH_FRAMES
         handle(item)
         # Drain what is ready now, so one poll covers it all.
         for _ in range(_BATCH):
-            if self._frames_waiting >= _BATCH_FRAMES:
+            if self._frames_in >= frames_limit:
                 break
             try:
                 item = receive.receive_nowait()
             except trio.WouldBlock:
                 break
             handle(item)
-        self._frames_waiting = 0
 
     # -- inputs ------------------------------------------------------------------------------
     def handle_input(self, item: DriverInput | ControlCall) -> None:
@@ -268,8 +273,7 @@ class EngineDriver:
 
     def _in_frames(self, item: FramesIn) -> None:
         frames = item.frames
-        self._frames_waiting += len(frames)
-        self.counters.incr("frames.in", len(frames))
+        self._frames_in += len(frames)
         deliver = self.node.deliver_inbound
         peer = item.peer
         for index, frame in enumerate(frames):
@@ -279,6 +283,13 @@ class EngineDriver:
                 # One refused frame must not cost its siblings.
                 self.counters.incr("ingress.rejected")
                 log.warning("ingress_rejected", input="frame", reason=str(exc), index=index)
+
+    def _fold_frames_in(self, counters: Counters) -> None:
+        """Add the frames received since the last read to ``counters`` (``frames.in``)."""
+        received = self._frames_in
+        if received != self._frames_in_folded:
+            counters.incr("frames.in", received - self._frames_in_folded)
+            self._frames_in_folded = received
 
     def _in_unsent(self, item: UnsentIn) -> None:
         if item.requeue:
