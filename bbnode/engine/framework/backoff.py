@@ -163,13 +163,18 @@ class BackoffTable:
         if not isinstance(rows, list):
             rows = state_list(where, rows)
         checked = _checked_rows(rows)
-        if checked is None:
-            checked = _normalised_rows(where, rows)
-        self._entries = dict(zip([row[0] for row in checked], checked, strict=True))
+        if checked is not None:
+            peers, adopted = checked
+            entries = dict(zip(peers, adopted, strict=True))
+        if checked is None or len(entries) != len(peers):  # (a duplicate: say which)
+            adopted = _normalised_rows(where, rows)
+            entries = {row[0]: row for row in adopted}
+        self._entries = entries
 
 
-def _checked_rows(rows: Sequence[Any]) -> list[BackoffEntry] | None:
-    """`rows` as row tuples when every column checks out at once (no duplicates), else None."""
+def _checked_rows(rows: Sequence[Any]) -> tuple[Sequence[bytes], list[BackoffEntry]] | None:
+    """`(peer column, rows as row tuples)` when every field of every row is plainly valid
+    (column checks; duplicate peers are the caller's to spot), else None."""
     cols = columns(rows, 4)
     if cols is None:
         return None
@@ -179,10 +184,9 @@ def _checked_rows(rows: Sequence[Any]) -> list[BackoffEntry] | None:
         and int_column_ok(attempts, minimum=1)
         and int_column_ok(last)
         and int_column_ok(next_retry)
-        and len(set(peers)) == len(peers)
     ):
         return None
-    return adopt_rows(rows, BackoffEntry)
+    return peers, adopt_rows(rows, BackoffEntry)
 
 
 def _normalised_rows(where: str, rows: Sequence[Any]) -> list[BackoffEntry]:

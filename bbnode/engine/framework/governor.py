@@ -20,7 +20,7 @@ Pure and deterministic: no clock is read; every time is an `now_ns` argument.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -356,17 +356,17 @@ class PeerGovernor:
                 for i, raw in enumerate(state_list(f"{where}.allowlist", allow_raw))
             ]
         )
-        health = _health_rows(where, state.get("health", []))
+        health = _health_by_peer(where, state.get("health", []))
         for peer, until_ns, source in blocks:
             governor.block(peer, until_ns, source)
         governor.set_allowlist(allow)
-        governor._health = dict(zip([row[0] for row in health], health, strict=True))
+        governor._health = health
         return governor
 
 
-def _health_rows(where: str, raw: object) -> list[HealthEntry]:
-    """Restore rows for `health`: adopted as they are when every column checks out at once,
-    else checked row by row (naming the first bad one)."""
+def _health_by_peer(where: str, raw: object) -> dict[bytes, HealthEntry]:
+    """Restore rows for `health`, by peer: adopted as they are when every column checks out at
+    once, else checked row by row (naming the first bad one; a later row of a peer wins)."""
     rows = state_list(f"{where}.health", raw) if not isinstance(raw, list) else raw
     cols = columns(rows, 4)
     if cols is not None:
@@ -377,7 +377,12 @@ def _health_rows(where: str, raw: object) -> list[HealthEntry]:
             and int_column_ok(last)
             and bool_column_ok(down)
         ):
-            return adopt_rows(rows, HealthEntry)
+            return dict(zip(peers, adopt_rows(rows, HealthEntry), strict=True))
+    return {row[0]: row for row in _normalised_health(where, rows)}
+
+
+def _normalised_health(where: str, rows: Sequence[Any]) -> list[HealthEntry]:
+    """Check every health row, naming the first bad one."""
     out: list[HealthEntry] = []
     for i, row in enumerate(rows):
         at = f"{where}.health[{i}]"
