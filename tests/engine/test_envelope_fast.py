@@ -1,8 +1,9 @@
 """The decoder's fast path (`_envelope_fast`) against the general msgpack path.
 
 Its contract: `decode_canonical(data, limits)` is None or exactly `decode_parts_msgpack(data,
-limits)` (same values, same types, the shared `NO_CORRELATION`); and every envelope bbnode
-itself encodes (no rtt reports, at most 15 fills and addresses) takes it.
+limits)` (same values, same types, the shared `NO_CORRELATION`); every envelope bbnode itself
+encodes with at most `MAX_FAST_FILLS` fills (no rtt reports, at most 15 addresses) takes it,
+and one with more fills is left to the general path.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bbnode.engine._envelope_decode import decode_parts, decode_parts_msgpack
-from bbnode.engine._envelope_fast import decode_canonical
+from bbnode.engine._envelope_fast import MAX_FAST_FILLS, decode_canonical
 from bbnode.engine._envelope_types import NO_CORRELATION, RawEnvelope
 from bbnode.engine.envelope import (
     Correlation,
@@ -47,17 +48,27 @@ fills = st.builds(
     type_hash=uints,
 )
 addresses = st.lists(st.binary(min_size=1, max_size=256), max_size=8).map(tuple)
-own_envelopes = st.builds(
-    WireEnvelope,
-    fills=st.lists(fills, max_size=15).map(tuple),
-    dest_peer_addresses=addresses,
-    correlation=st.builds(Correlation, st.sampled_from(CorrelationKind), uints),
-    remaining_deadline_ns=st.none() | uints,
-    src_peer_addresses=addresses,
-)
+
+
+def bbnode_envelopes(min_fills: int, max_fills: int) -> st.SearchStrategy[WireEnvelope]:
+    """Envelopes as bbnode builds them (no rtt reports), of `min_fills..max_fills` fills."""
+    return st.builds(
+        WireEnvelope,
+        fills=st.lists(fills, min_size=min_fills, max_size=max_fills).map(tuple),
+        dest_peer_addresses=addresses,
+        correlation=st.builds(Correlation, st.sampled_from(CorrelationKind), uints),
+        remaining_deadline_ns=st.none() | uints,
+        src_peer_addresses=addresses,
+    )
+
+
+# The ones the fast path reads, and the ones with more fills that it leaves to msgpack.
+own_envelopes = bbnode_envelopes(0, MAX_FAST_FILLS)
+many_fill_envelopes = bbnode_envelopes(MAX_FAST_FILLS + 1, 17)
 any_envelopes = st.builds(
     WireEnvelope,
-    fills=st.lists(fills, max_size=17).map(tuple),
+    # Often no more fills than the fast path reads: else it would nearly always give up.
+    fills=(st.lists(fills, max_size=MAX_FAST_FILLS + 1) | st.lists(fills, max_size=17)).map(tuple),
     dest_peer_addresses=st.lists(st.binary(min_size=1, max_size=300), max_size=17).map(tuple),
     correlation=st.builds(Correlation, st.sampled_from(CorrelationKind), uints),
     remaining_deadline_ns=st.none() | uints,
@@ -125,6 +136,22 @@ def assert_agrees(data: bytes, limits: EnvelopeLimits) -> RawEnvelope | None:
 @given(own_envelopes)
 def test_every_envelope_bbnode_sends_takes_the_fast_path(env: WireEnvelope) -> None:
     assert assert_agrees(encode_envelope(env), DEFAULT) is not None
+
+
+@FAST
+@given(many_fill_envelopes)
+def test_more_fills_than_the_cutoff_leave_it_to_the_general_path(env: WireEnvelope) -> None:
+    data = encode_envelope(env)
+    assert assert_agrees(data, DEFAULT) is None
+    assert decode_parts(data) == decode_parts_msgpack(data)
+
+
+def test_the_cutoff_is_exact() -> None:
+    fill = SlotFill(SUFFIX, b"\x01", False, 5)
+    at_cutoff = encode_envelope(WireEnvelope((fill,) * MAX_FAST_FILLS))
+    above = encode_envelope(WireEnvelope((fill,) * (MAX_FAST_FILLS + 1)))
+    assert assert_agrees(at_cutoff, DEFAULT) is not None
+    assert assert_agrees(above, DEFAULT) is None
 
 
 @FAST
