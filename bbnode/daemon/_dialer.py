@@ -150,8 +150,6 @@ class Dialer:
                 return f"connect_failed: {exc.strerror or exc}"
         if stream is None:
             return "connect_timeout"
-        # Outbound sockets count toward the total only (see module docstring).
-        self._manager.slots.total_outbound += 1
         try:
             secure = SecureConnection(
                 self._manager.key,
@@ -164,7 +162,6 @@ class Dialer:
                 self._establish_outbound, stream, secure, host, port
             )
         except BaseException:
-            self._manager.slots.total_outbound -= 1
             await trio.aclose_forcefully(stream)
             raise
         return result
@@ -178,6 +175,10 @@ class Dialer:
         *,
         task_status: trio.TaskStatus[PeerConnection | str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
+        # The one owner of this socket's count (toward the total only, see the module
+        # docstring): a ``start()`` cancelled halfway still runs this task to its
+        # ``finally``, so the caller must not count it out again.
+        self._manager.slots.total_outbound += 1
         try:
             await self._manager._registry.establish(
                 stream, secure, host, port, inbound=False, task_status=task_status

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import trio
 
 from bbnode.daemon.connections import ConnectionSettings, OutboundFrame
@@ -236,3 +238,29 @@ async def test_sustained_transfer_outlives_many_idle_deadlines() -> None:
         assert closed == []
         assert [frame.split(b":", 1)[0] for frame in received] == [b"%d" % i for i in range(sent)]
         assert a.manager.is_connected(b.peer)
+
+
+async def test_cancelled_dial_gives_back_its_outbound_slot() -> None:
+    """A dial cancelled during the handshake counts its socket out exactly once."""
+    greeted = trio.Event()
+
+    async def silent(stream: trio.SocketStream) -> None:
+        await stream.receive_some(1000)  # the dialer's first handshake message
+        greeted.set()
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery, side(1) as a:
+        listeners = await nursery.start(partial(trio.serve_tcp, silent, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        with trio.fail_after(5), trio.CancelScope() as dial:
+            nursery.start_soon(_cancel_when, greeted, dial)
+            await a.manager.dial_address(Address.tcp("127.0.0.1", port))
+        assert dial.cancelled_caught
+        assert a.manager.slots.total_outbound == 0
+        assert a.manager.slots.total == 0
+        nursery.cancel_scope.cancel()
+
+
+async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
