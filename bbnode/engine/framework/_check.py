@@ -6,7 +6,7 @@ Kept out of the hot paths: `check_inbound`, `seen` and friends trust their argum
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from bbnode.engine.framework.errors import FrameworkStateError, FrameworkUsageError
@@ -22,6 +22,7 @@ __all__ = [
     "state_opt_int",
     "state_peer",
     "state_row",
+    "state_rows",
     "state_str",
     "usage_int",
 ]
@@ -89,6 +90,14 @@ def state_list(where: str, value: object) -> list[Any]:
     if not isinstance(value, list | tuple):
         _bad(where, f"expected a list, got {type(value).__name__}")
     return list(value)
+
+
+def state_rows(where: str, value: object) -> Sequence[Any]:
+    """A list or tuple of rows from restore data, as it is (a restore reads it, never changes
+    it, so 100 000 rows are not copied just to check their container)."""
+    if not isinstance(value, list | tuple):
+        _bad(where, f"expected a list, got {type(value).__name__}")
+    return value
 
 
 def state_row(where: str, value: object, width: int) -> list[Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 from bbnode.engine.framework._check import (
@@ -27,16 +28,15 @@ from bbnode.engine.framework._check import (
     state_list,
     state_peer,
     state_row,
+    state_rows,
     usage_int,
 )
 from bbnode.engine.framework.errors import FrameworkStateError, FrameworkUsageError
 from bbnode.engine.framework.rows import (
     AddressBookEntrySnapshot,
-    adopt_rows,
-    columns,
+    adopt_checked,
     int_column_ok,
     ip_tcp_addresses_ok,
-    peer_column_ok,
 )
 from bbnode.ids import Address, IdError, PeerId
 
@@ -303,20 +303,18 @@ class AddressBook:
         changes if a row is bad. Rows beyond `max_peers` are refused rather than dropped.
         """
         where = "address_book"
-        if not isinstance(rows, list | tuple):
-            rows = state_list(where, rows)
+        rows = state_rows(where, rows)
         if len(rows) > self._max_peers:
             raise FrameworkStateError(
                 f"{where}: {len(rows)} peers exceed max_peers {self._max_peers}"
             )
-        checked = self._checked_rows(rows)
-        if checked is not None:
-            keys, adopted = checked
-            by_peer = dict(zip(keys, adopted, strict=True))
-        if checked is None or len(by_peer) != len(keys):  # (a duplicate: say which)
-            adopted = self._normalised_rows(where, rows)
-            keys = tuple([row[0] for row in adopted])
-            by_peer = dict(zip(keys, adopted, strict=True))
+        checks = (partial(ip_tcp_addresses_ok, max_per_peer=self._max_addresses), int_column_ok)
+        adopted = adopt_checked(rows, AddressBookEntrySnapshot, checks)
+        if adopted is None:
+            by_peer = self._checked_one_by_one(where, rows)
+            keys: Sequence[bytes] = tuple(by_peer)
+        else:
+            keys, by_peer = adopted
         self._rows = by_peer
         self._inserted = {}
         self._restored = keys
@@ -325,34 +323,18 @@ class AddressBook:
         self._seq = len(keys)
         self._evictable = None
 
-    def _checked_rows(
-        self, rows: Sequence[Any]
-    ) -> tuple[Sequence[bytes], list[AddressBookEntrySnapshot]] | None:
-        """`(peer column, rows as row tuples)` when every field of every row is plainly valid
-        (column checks; duplicate peers are the caller's to spot), else None."""
-        cols = columns(rows, 3)
-        if cols is None:
-            return None
-        peers, addresses, refs = cols
-        if not (
-            peer_column_ok(peers)
-            and int_column_ok(refs)
-            and ip_tcp_addresses_ok(addresses, self._max_addresses)
-        ):
-            return None
-        return peers, adopt_rows(rows, AddressBookEntrySnapshot)
-
-    def _normalised_rows(self, where: str, rows: Sequence[Any]) -> list[AddressBookEntrySnapshot]:
-        """Check every row, naming the first bad one; drop duplicate and surplus addresses."""
-        seen: set[bytes] = set()
-        out: list[AddressBookEntrySnapshot] = []
+    def _checked_one_by_one(
+        self, where: str, rows: Sequence[Any]
+    ) -> dict[bytes, AddressBookEntrySnapshot]:
+        """`rows` by peer, each row checked on its own, naming the first bad one; duplicate
+        and surplus addresses dropped."""
+        out: dict[bytes, AddressBookEntrySnapshot] = {}
         max_addresses = self._max_addresses
         for i, raw in enumerate(rows):
             peer_raw, addresses_raw, ref_raw = state_row(f"{where}[{i}]", raw, 3)
             key = state_peer(f"{where}[{i}].peer", peer_raw).to_bytes()
-            if key in seen:
+            if key in out:
                 raise FrameworkStateError(f"{where}[{i}].peer: duplicate peer {PeerId(key)}")
-            seen.add(key)
             known: list[bytes] = []
             for j, item in enumerate(state_list(f"{where}[{i}].addresses", addresses_raw)):
                 data = state_bytes(f"{where}[{i}].addresses[{j}]", item)
@@ -364,7 +346,7 @@ class AddressBook:
                     known.append(data)
             del known[: max(0, len(known) - max_addresses)]
             ref_count = state_int(f"{where}[{i}].ref_count", ref_raw)
-            out.append(AddressBookEntrySnapshot(key, known, ref_count))
+            out[key] = AddressBookEntrySnapshot(key, known, ref_count)
         return out
 
     @classmethod

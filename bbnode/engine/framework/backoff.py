@@ -15,23 +15,18 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 from bbnode.engine.framework._check import (
     state_int,
-    state_list,
     state_peer,
     state_row,
+    state_rows,
     usage_int,
 )
 from bbnode.engine.framework.errors import FrameworkStateError, FrameworkUsageError
-from bbnode.engine.framework.rows import (
-    BackoffEntry,
-    adopt_rows,
-    columns,
-    int_column_ok,
-    peer_column_ok,
-)
+from bbnode.engine.framework.rows import BackoffEntry, adopt_checked, int_column_ok
 from bbnode.ids import PeerId
 
 __all__ = ["DEFAULT_BACKOFF_BASE_NS", "DEFAULT_BACKOFF_MAX_NS", "BackoffState", "BackoffTable"]
@@ -40,6 +35,9 @@ DEFAULT_BACKOFF_BASE_NS: Final = 10_000_000
 """First retry delay: 10 ms (upstream `BackoffTable` base)."""
 DEFAULT_BACKOFF_MAX_NS: Final = 60_000_000_000
 """Delay ceiling: 60 s (upstream `BackoffTable` max)."""
+# A restored row's fields after the peer, checked a column at once (`rows.adopt_checked`):
+# attempts >= 1, last_attempt_ns and next_retry_ns >= 0.
+_COLUMN_CHECKS: Final = (partial(int_column_ok, minimum=1), int_column_ok, int_column_ok)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,52 +158,24 @@ class BackoffTable:
         """Replace every entry with `rows` (as exported, or `export_rows()` rows); nothing
         changes if a row is bad."""
         where = "backoff_table"
-        if not isinstance(rows, list):
-            rows = state_list(where, rows)
-        checked = _checked_rows(rows)
-        if checked is not None:
-            peers, adopted = checked
-            entries = dict(zip(peers, adopted, strict=True))
-        if checked is None or len(entries) != len(peers):  # (a duplicate: say which)
-            adopted = _normalised_rows(where, rows)
-            entries = {row[0]: row for row in adopted}
-        self._entries = entries
+        rows = state_rows(where, rows)
+        adopted = adopt_checked(rows, BackoffEntry, _COLUMN_CHECKS)
+        self._entries = _checked_one_by_one(where, rows) if adopted is None else adopted[1]
 
 
-def _checked_rows(rows: Sequence[Any]) -> tuple[Sequence[bytes], list[BackoffEntry]] | None:
-    """`(peer column, rows as row tuples)` when every field of every row is plainly valid
-    (column checks; duplicate peers are the caller's to spot), else None."""
-    cols = columns(rows, 4)
-    if cols is None:
-        return None
-    peers, attempts, last, next_retry = cols
-    if not (
-        peer_column_ok(peers)
-        and int_column_ok(attempts, minimum=1)
-        and int_column_ok(last)
-        and int_column_ok(next_retry)
-    ):
-        return None
-    return peers, adopt_rows(rows, BackoffEntry)
-
-
-def _normalised_rows(where: str, rows: Sequence[Any]) -> list[BackoffEntry]:
-    """Check every row, naming the first bad one."""
-    out: list[BackoffEntry] = []
-    seen: set[bytes] = set()
+def _checked_one_by_one(where: str, rows: Sequence[Any]) -> dict[bytes, BackoffEntry]:
+    """`rows` by peer, each row checked on its own, naming the first bad one."""
+    out: dict[bytes, BackoffEntry] = {}
     for i, raw in enumerate(rows):
         at = f"{where}[{i}]"
         peer_raw, attempts, last, next_retry = state_row(at, raw, 4)
         key = state_peer(f"{at}.peer", peer_raw).to_bytes()
-        if key in seen:
+        if key in out:
             raise FrameworkStateError(f"{at}.peer: duplicate peer {PeerId(key)}")
-        seen.add(key)
-        out.append(
-            BackoffEntry(
-                key,
-                state_int(f"{at}.attempts", attempts, minimum=1),
-                state_int(f"{at}.last_attempt_ns", last),
-                state_int(f"{at}.next_retry_ns", next_retry),
-            )
+        out[key] = BackoffEntry(
+            key,
+            state_int(f"{at}.attempts", attempts, minimum=1),
+            state_int(f"{at}.last_attempt_ns", last),
+            state_int(f"{at}.next_retry_ns", next_retry),
         )
     return out

@@ -33,6 +33,7 @@ from bbnode.engine.framework._check import (
     state_opt_int,
     state_peer,
     state_row,
+    state_rows,
     state_str,
     usage_int,
 )
@@ -51,11 +52,9 @@ from bbnode.engine.framework.errors import FrameworkStateError, FrameworkUsageEr
 from bbnode.engine.framework.rows import (
     BlockEntrySnapshot,
     HealthEntry,
-    adopt_rows,
+    adopt_checked,
     bool_column_ok,
-    columns,
     int_column_ok,
-    peer_column_ok,
 )
 from bbnode.ids import PeerId
 
@@ -63,6 +62,9 @@ __all__ = ["DEFAULT_FAILURE_THRESHOLD", "PeerGovernor", "PeerHealth"]
 
 DEFAULT_FAILURE_THRESHOLD: Final = 5
 """Consecutive send failures before a peer is marked down (upstream constant)."""
+# A restored health row's fields after the peer, checked a column at once
+# (`rows.adopt_checked`): consecutive_failures and last_event_ns >= 0, down a bool.
+_HEALTH_CHECKS: Final = (int_column_ok, int_column_ok, bool_column_ok)
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,32 +369,24 @@ class PeerGovernor:
 def _health_by_peer(where: str, raw: object) -> dict[bytes, HealthEntry]:
     """Restore rows for `health`, by peer: adopted as they are when every column checks out at
     once, else checked row by row (naming the first bad one; a later row of a peer wins)."""
-    rows = state_list(f"{where}.health", raw) if not isinstance(raw, list) else raw
-    cols = columns(rows, 4)
-    if cols is not None:
-        peers, failures, last, down = cols
-        if (
-            peer_column_ok(peers)
-            and int_column_ok(failures)
-            and int_column_ok(last)
-            and bool_column_ok(down)
-        ):
-            return dict(zip(peers, adopt_rows(rows, HealthEntry), strict=True))
-    return {row[0]: row for row in _normalised_health(where, rows)}
+    rows = state_rows(f"{where}.health", raw)
+    adopted = adopt_checked(rows, HealthEntry, _HEALTH_CHECKS)
+    if adopted is not None:
+        return adopted[1]
+    return _health_one_by_one(where, rows)
 
 
-def _normalised_health(where: str, rows: Sequence[Any]) -> list[HealthEntry]:
-    """Check every health row, naming the first bad one."""
-    out: list[HealthEntry] = []
+def _health_one_by_one(where: str, rows: Sequence[Any]) -> dict[bytes, HealthEntry]:
+    """`rows` by peer, each health row checked on its own, naming the first bad one."""
+    out: dict[bytes, HealthEntry] = {}
     for i, row in enumerate(rows):
         at = f"{where}.health[{i}]"
         peer_raw, failures_raw, last_raw, down_raw = state_row(at, row, 4)
-        out.append(
-            HealthEntry(
-                state_peer(f"{at}.peer", peer_raw).to_bytes(),
-                state_int(f"{at}.consecutive_failures", failures_raw),
-                state_int(f"{at}.last_event_ns", last_raw),
-                state_bool(f"{at}.down", down_raw),
-            )
+        key = state_peer(f"{at}.peer", peer_raw).to_bytes()
+        out[key] = HealthEntry(
+            key,
+            state_int(f"{at}.consecutive_failures", failures_raw),
+            state_int(f"{at}.last_event_ns", last_raw),
+            state_bool(f"{at}.down", down_raw),
         )
     return out

@@ -21,10 +21,10 @@ strided slices of that buffer instead of one visit per object.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
 from operator import itemgetter, sub
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 from bbnode.engine.framework._columnar import (
     ColumnRows,
@@ -43,6 +43,7 @@ __all__ = [
     "PackedBytes",
     "PackedLists",
     "Strided",
+    "adopt_checked",
     "adopt_rows",
     "bool_column_ok",
     "columns",
@@ -94,6 +95,8 @@ _IP_TCP_SHAPES: Final = {8: (0x04, 5), 20: (0x29, 17)}
 _first: Final = itemgetter(0)
 _second: Final = itemgetter(1)
 
+_Row = TypeVar("_Row", bound=tuple[Any, ...])
+
 
 def columns(rows: Sequence[Any], width: int) -> list[Sequence[Any]] | None:
     """The `width` columns of `rows` (lists/tuples of exactly `width` items), else None."""
@@ -104,6 +107,32 @@ def columns(rows: Sequence[Any], width: int) -> list[Sequence[Any]] | None:
     if not set(map(type, rows)) <= _ROW_TYPES or set(map(len, rows)) != {width}:
         return None
     return list(zip(*rows, strict=True))
+
+
+def adopt_checked(
+    rows: Sequence[Any],
+    row_type: type[_Row],
+    checks: Sequence[Callable[[Sequence[Any]], bool]],
+) -> tuple[Sequence[bytes], dict[bytes, _Row]] | None:
+    """`(peer column, rows of row_type by peer)` when every row is a peer id followed by one
+    field per check, every column passes its check and no peer repeats; else None.
+
+    None means "something is off" and nothing more: the table then runs its row-by-row
+    restore, which finds the first bad row (or the repeated peer) and names it.
+    """
+    cols = columns(rows, 1 + len(checks))
+    if cols is None:
+        return None
+    peers = cols[0]
+    if not peer_column_ok(peers):
+        return None
+    for check, column in zip(checks, cols[1:], strict=True):
+        if not check(column):
+            return None
+    by_peer = dict(zip(peers, adopt_rows(rows, row_type), strict=True))
+    if len(by_peer) != len(peers):
+        return None  # a duplicate peer
+    return peers, by_peer
 
 
 def peer_column_ok(peers: Sequence[Any]) -> bool:
