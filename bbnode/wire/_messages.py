@@ -5,6 +5,11 @@ bytes (libp2p Noise). `MessageBuffer` stores what `receive_data` is given and ha
 messages, copying as little as it can: a caller's chunk that holds whole messages is read in
 place through memoryviews; only a message split across chunks is assembled in a bytearray of
 our own.
+
+A caller's `bytearray` or `memoryview` is only borrowed until the next `next_event()` or
+`next_frames()` call returns, since the caller may then modify it: what is still unread of it
+then is copied (`_stop_borrowing`, `_keep_only_the_rest`). A `bytes` chunk is immutable and may
+be kept.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ _COMPACT_AFTER: Final = MAX_NOISE_MESSAGE
 class MessageBuffer:
     """The inbound half of `SecureConnection`: bytes in, whole messages out (no decryption)."""
 
-    __slots__ = ("_eof", "_inbound", "_owned", "_pos")
+    __slots__ = ("_borrowed", "_eof", "_inbound", "_owned", "_pos")
 
     def __init__(self) -> None:
         # Unconsumed input from `_pos` on. While the caller's chunks hold whole messages it is
@@ -35,6 +40,9 @@ class MessageBuffer:
         # split across chunks is assembled in a bytearray of our own (`_owned`).
         self._inbound: bytes | bytearray | memoryview = b""
         self._owned = False
+        # `_inbound` is the caller's mutable chunk (not `bytes`, not ours): it must be let go
+        # of before `next_event()`/`next_frames()` returns.
+        self._borrowed = False
         self._pos = 0
         self._eof = False
 
@@ -58,11 +66,13 @@ class MessageBuffer:
                 data = data.cast("B")  # count bytes, not items
             self._inbound = data
             self._owned = False
+            self._borrowed = not isinstance(data, bytes)
             self._pos = 0
         elif not self._owned:
             self._inbound = bytearray(memoryview(inbound)[self._pos :])
             self._inbound += data
             self._owned = True
+            self._borrowed = False
             self._pos = 0
         else:
             assert isinstance(inbound, bytearray)  # `_owned`: our assembly buffer
@@ -98,14 +108,31 @@ class MessageBuffer:
         return message
 
     def _keep_only_the_rest(self) -> None:
-        """Waiting for more input: hold only the incomplete message, not the caller's chunk."""
+        """Waiting for more input: hold only the incomplete message, not the caller's chunk.
+
+        A caller's bytearray or memoryview is copied even when nothing of it was consumed, so
+        that the caller may modify it once this call returns; only a `bytes` chunk holding
+        nothing but the incomplete message is kept as it is.
+        """
+        if self._owned:
+            return
         pos = self._pos
-        if pos and not self._owned:
-            rest = len(self._inbound) - pos
-            # All consumed (the usual case): nothing to hold, and no empty copy to make.
-            if rest:
-                self._inbound = bytearray(memoryview(self._inbound)[pos:])
-                self._owned = True
-            else:
-                self._inbound = b""
-            self._pos = 0
+        rest = len(self._inbound) - pos
+        if not rest:  # all consumed (the usual case): nothing to hold, no empty copy to make
+            self._inbound = b""
+        elif pos or self._borrowed:
+            # More input will be appended to the rest: assemble it in a buffer of our own.
+            self._inbound = bytearray(memoryview(self._inbound)[pos:])
+            self._owned = True
+        else:
+            return
+        self._borrowed = False
+        self._pos = 0
+
+    def _stop_borrowing(self) -> None:
+        """Copy what is unread of the caller's chunk (whole messages, usually) to `bytes` of
+        our own, which are read in place as the chunk was, before a call returns with some of
+        the chunk unread."""
+        self._inbound = bytes(memoryview(self._inbound)[self._pos :])
+        self._borrowed = False
+        self._pos = 0

@@ -180,16 +180,21 @@ class SecureConnection(MessageBuffer):
         """The next event, or `None` when more bytes are needed; see the class docstring."""
         frames = self._frames
         if frames:  # hot path: frames already decoded from the last transport message
+            if self._borrowed:  # a chunk received since: the caller may modify it after this
+                self._stop_borrowing()
             event = _new_event(FrameReceived)
             _set_frame(event, frames.popleft())
             return event
         if self._error is not None:
             raise self._error
         try:
-            return self._next_event()
+            result = self._next_event()
         except RemoteProtocolError as exc:
             self._fail(exc)
             raise
+        if self._borrowed:  # returning before the end of the caller's chunk
+            self._stop_borrowing()
+        return result
 
     def next_frames(self) -> list[bytes]:
         """Every frame decodable now, in order, as `bytes`; `[]` means "ask `next_event()`".
@@ -207,6 +212,8 @@ class SecureConnection(MessageBuffer):
         out = list(frames)
         frames.clear()
         if self._ready or self._state is not _S.ESTABLISHED:
+            if self._borrowed:  # the caller may modify its chunk once this returns
+                self._stop_borrowing()
             return out
         feed = self._decoder.feed
         try:
@@ -390,6 +397,7 @@ class SecureConnection(MessageBuffer):
         self._frames.clear()
         self._inbound = b""
         self._owned = False
+        self._borrowed = False
         self._pos = 0
         self._handshake = None
         self._encoder = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 
 import pytest
 
@@ -336,13 +337,16 @@ def test_input_in_any_chunking_and_buffer_type(chunk: int, kind: type) -> None:
     i, r = connected_pair()
     frames = [bytes([n % 256]) * (n % 700) for n in range(600)]
     i.send_frames(frames)
-    data = i.data_to_send()
+    data = bytearray(i.data_to_send())  # so that a memoryview of a piece is writable
     got: list[bytes] = []
     for start in range(0, len(data), chunk):
-        r.receive_data(kind(data[start : start + chunk]))
+        piece = kind(data[start : start + chunk])
+        r.receive_data(piece)
         got += r.next_frames()
-        # Waiting for more: only the incomplete message is held, not the caller's chunk.
+        # Waiting for more: only the incomplete message is held, not the caller's chunk...
         assert len(r._inbound) - r._pos <= MAX_NOISE_MESSAGE + 2
+        if kind is not bytes:  # ...which the caller may now overwrite
+            piece[:] = bytes(len(piece))
     assert got == frames
 
 
@@ -360,6 +364,80 @@ def test_callers_bytearrays_are_read_in_place_and_never_modified() -> None:
         got += r.next_frames()
     assert got == frames
     assert [bytes(chunk) for chunk in chunks] == copies
+
+
+def _writable_view(data: bytes) -> memoryview:
+    return memoryview(bytearray(data))
+
+
+# The caller may modify a bytearray or memoryview it gave to `receive_data` once the next
+# `next_event()`/`next_frames()` call has returned; each test scribbles over its chunk then.
+_MUTABLE_KINDS = pytest.mark.parametrize(
+    "kind", [bytearray, _writable_view], ids=["bytearray", "memoryview"]
+)
+
+
+@_MUTABLE_KINDS
+def test_callers_chunk_with_part_of_a_message_may_be_modified_after_next_frames(
+    kind: Callable[[bytes], bytearray | memoryview],
+) -> None:
+    i, r = connected_pair()
+    i.send_frame(b"x" * 100)
+    data = bytes(i.data_to_send())
+    head = kind(data[:10])  # nothing of it can be consumed yet
+    r.receive_data(head)
+    assert r.next_frames() == []
+    head[:] = bytes(10)
+    r.receive_data(data[10:])
+    assert r.next_frames() == [b"x" * 100]
+
+
+@_MUTABLE_KINDS
+def test_callers_chunk_may_be_modified_after_next_event_returns_inside_it(
+    kind: Callable[[bytes], bytearray | memoryview],
+) -> None:
+    i, r = connected_pair()
+    messages = []
+    for n in range(4):
+        i.send_frames([bytes([n + 1]) * 50] * 2)  # one transport message of two frames
+        messages.append(bytes(i.data_to_send()))
+    frames = [FrameReceived(bytes([n + 1]) * 50) for n in range(4) for _ in range(2)]
+    # next_event() returns with the rest of the chunk unread.
+    chunk = kind(messages[0] + messages[1])
+    r.receive_data(chunk)
+    assert r.next_event() == frames[0]
+    chunk[:] = bytes(len(chunk))
+    # A chunk received while a decoded frame is pending: next_event() returns that frame.
+    later = kind(messages[2] + messages[3])
+    r.receive_data(later)
+    assert r.next_event() == frames[1]
+    later[:] = bytes(len(later))
+    assert drain(r) == frames[2:]
+
+
+@_MUTABLE_KINDS
+def test_callers_chunk_may_be_modified_after_a_call_during_the_handshake(
+    kind: Callable[[bytes], bytearray | memoryview],
+) -> None:
+    for bulk in (True, False):
+        a, b = IdentityKey.generate(), IdentityKey.generate()
+        i = SecureConnection(a, initiator=True, expected_peer=b.peer_id)
+        r = SecureConnection(b, initiator=False)
+        r.receive_data(i.data_to_send())
+        assert drain(r) == []
+        i.receive_data(r.data_to_send())
+        assert drain(i) == [HandshakeComplete(remote_peer=b.peer_id)]
+        i.send_frame(b"early")
+        chunk = kind(bytes(i.data_to_send()))  # the last handshake message, then a frame
+        r.receive_data(chunk)
+        if bulk:
+            assert r.next_frames() == []  # the handshake is next_event()'s to finish
+        else:
+            assert r.next_event() == HandshakeComplete(remote_peer=a.peer_id)
+        chunk[:] = bytes(len(chunk))
+        if bulk:
+            assert r.next_event() == HandshakeComplete(remote_peer=a.peer_id)
+        assert r.next_frames() == [b"early"]
 
 
 def test_data_to_send_returns_a_new_buffer_each_call() -> None:
