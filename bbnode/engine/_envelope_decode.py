@@ -17,8 +17,8 @@ byte for byte as `encode_envelope` writes them (every bbnode sender) are read wi
 by `_envelope_fast`, which gives up on anything else. Everything else goes through one straight
 function: one `unpackb` with caps that keep a hostile length prefix from allocating, then direct
 dict lookups and exact `type(x) is T` checks, and values built without the frozen-dataclass
-`__init__` cost (`_envelope_build`). Only when a check fails does it call the slow helpers that
-work out which field is wrong and say so.
+`__init__` cost (the value types get `_fastinit.fast_frozen_init`). Only when a check fails does
+it call the slow helpers that work out which field is wrong and say so.
 
 Memory bound: no single length prefix allocates (str/bin wait for their bytes; arrays are
 capped by `EnvelopeLimits`, and msgpack's 1024-deep stack bounds the lists that are declared
@@ -33,12 +33,6 @@ from typing import Any, Final
 
 import msgpack
 
-from bbnode.engine._envelope_build import (
-    build_correlation,
-    build_decoded,
-    build_envelope,
-    build_fill,
-)
 from bbnode.engine._envelope_diagnose import describe_unpack_failure
 from bbnode.engine._envelope_fast import decode_canonical
 from bbnode.engine._envelope_types import (
@@ -53,6 +47,8 @@ from bbnode.engine._envelope_types import (
     FillError,
     RawEnvelope,
     RawFill,
+    SlotFill,
+    WireEnvelope,
 )
 
 __all__ = [
@@ -83,9 +79,9 @@ def decode_envelope(
     Raises `EnvelopeDecodeError` (and nothing else) when the envelope as a whole is malformed.
     """
     raw_fills, errors, correlation, deadline, dest, src, rtt = decode_parts(data, limits)
-    fills = tuple([build_fill(s, p, t, h) for _i, s, p, t, h in raw_fills])
-    env = build_envelope(fills, dest, correlation, deadline, rtt, src, SCHEMA_VERSION)
-    return build_decoded(env, errors)
+    fills = tuple([SlotFill(s, p, t, h) for _i, s, p, t, h in raw_fills])
+    env = WireEnvelope(fills, dest, correlation, deadline, rtt, src, SCHEMA_VERSION)
+    return DecodedEnvelope(env, errors)
 
 
 def decode_parts(
@@ -189,7 +185,7 @@ def decode_parts_msgpack(
             if kind == 0 and req_id == 0:
                 correlation = NO_CORRELATION
             else:
-                correlation = build_correlation(_KINDS[kind], req_id)
+                correlation = Correlation(_KINDS[kind], req_id)
         else:
             correlation = _decode_correlation(correlation, size)  # raises the precise error
 
@@ -228,7 +224,7 @@ def _decode_correlation(raw: object, size: int) -> Correlation:
         )
     if kind == 0 and req_id == 0:
         return NO_CORRELATION
-    return build_correlation(_KINDS[kind], req_id)
+    return Correlation(_KINDS[kind], req_id)
 
 
 def _decode_addresses(

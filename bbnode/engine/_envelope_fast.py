@@ -37,10 +37,10 @@ from typing import Final
 
 import msgpack
 
-from bbnode.engine._envelope_build import build_correlation
 from bbnode.engine._envelope_types import (
     NO_CORRELATION,
     SCHEMA_VERSION,
+    Correlation,
     CorrelationKind,
     EnvelopeLimits,
     RawEnvelope,
@@ -229,7 +229,7 @@ def decode_canonical(data: bytes, limits: EnvelopeLimits) -> RawEnvelope | None:
             if kind == 0 and req_id == 0:
                 correlation = NO_CORRELATION
             else:
-                correlation = build_correlation(_KINDS[kind], req_id)
+                correlation = Correlation(_KINDS[kind], req_id)
             if data[pos : pos + _DEADLINE_LEN] != _DEADLINE:
                 return None
             pos += _DEADLINE_LEN

@@ -127,18 +127,19 @@ RawEnvelope = tuple[
 ]
 
 
-# Built once or more per sent request, response and message (see `_fastinit`).
-for _record in (Correlation, SlotFill, WireEnvelope):
-    fast_frozen_init(_record)
-del _record
-
-
 @dataclass(frozen=True, slots=True)
 class DecodedEnvelope:
     """What `decode_envelope` returns: the envelope with only its good fills, and the rest."""
 
     envelope: WireEnvelope
     fill_errors: tuple[FillError, ...] = ()
+
+
+# Built once or more per sent request, response and message, and per decoded envelope (see
+# `_fastinit`).
+for _record in (Correlation, SlotFill, WireEnvelope, DecodedEnvelope):
+    fast_frozen_init(_record)
+del _record
 
 
 class EnvelopeDecodeError(ValueError):
