@@ -368,7 +368,7 @@ class PeerGovernor:
 
 def _health_by_peer(where: str, raw: object) -> dict[bytes, HealthEntry]:
     """Restore rows for `health`, by peer: adopted as they are when every column checks out at
-    once, else checked row by row (naming the first bad one; a later row of a peer wins)."""
+    once, else checked row by row (naming the first bad one)."""
     rows = state_rows(f"{where}.health", raw)
     adopted = adopt_checked(rows, HealthEntry, _HEALTH_CHECKS)
     if adopted is not None:
@@ -383,6 +383,8 @@ def _health_one_by_one(where: str, rows: Sequence[Any]) -> dict[bytes, HealthEnt
         at = f"{where}.health[{i}]"
         peer_raw, failures_raw, last_raw, down_raw = state_row(at, row, 4)
         key = state_peer(f"{at}.peer", peer_raw).to_bytes()
+        if key in out:
+            raise FrameworkStateError(f"{at}.peer: duplicate peer {PeerId(key)}")
         out[key] = HealthEntry(
             key,
             state_int(f"{at}.consecutive_failures", failures_raw),

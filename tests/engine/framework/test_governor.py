@@ -445,6 +445,12 @@ def test_upstream_shaped_state_restores_runtime_bans() -> None:
         (lambda s: s.update(block_entries=[[p(1).to_bytes(), -4, "runtime"]]), r"until_ns"),
         (lambda s: s.update(health=[[p(1).to_bytes(), 1, 2]]), r"health\[0\]: expected 4"),
         (lambda s: s.update(health=[[p(1).to_bytes(), 1, 2, 1]]), r"health\[0\]\.down"),
+        (
+            lambda s: s.update(
+                health=[[p(1).to_bytes(), 1, 2, True], [p(1).to_bytes(), 0, 3, False]]
+            ),
+            r"health\[1\]\.peer: duplicate peer",
+        ),
         (lambda s: s.update(allowlist=[7]), r"allowlist\[0\]: expected bytes"),
         (lambda s: s.update(allowlist="all"), r"allowlist: expected a list"),
     ],
