@@ -293,9 +293,7 @@ class EngineDriver:
 
     def _in_unsent(self, item: UnsentIn) -> None:
         if item.requeue:
-            for frame in item.frames:
-                if frame.envelope is not None:
-                    self.node.requeue_outbound(item.peer, frame.envelope)
+            self.give_back([(item.peer, frame) for frame in item.frames])
             return
         for frame in item.frames:
             self.node.send_failed(item.peer, frame.wire_req_id or 0, item.reason)
@@ -335,10 +333,12 @@ class EngineDriver:
         return list(self.static_addresses.get(peer, ()))
 
     def give_back(self, unsent: list[tuple[PeerId, OutboundFrame]]) -> None:
-        """Hand frames that never reached a socket back to the engine (shutdown).
+        """Hand frames that never reached a socket back to the engine: at shutdown, and
+        those of a connection replaced by a simultaneous dial (``UnsentIn(requeue=True)``).
 
-        Each goes back as the engine's own held outbound envelope, so the final snapshot
-        carries it and the next run redelivers it (``SendEnvelope(redelivered=True)``).
+        Each goes back as the engine's own held outbound envelope, which it emits again
+        (``SendEnvelope(redelivered=True)``): this run, or at shutdown through the final
+        snapshot in the next.
         """
         for peer, item in unsent:
             if item.envelope is None:
