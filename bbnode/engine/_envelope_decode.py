@@ -35,12 +35,12 @@ import msgpack
 
 from bbnode.engine._envelope_diagnose import describe_unpack_failure
 from bbnode.engine._envelope_fast import decode_canonical
+from bbnode.engine._envelope_layout import KINDS
 from bbnode.engine._envelope_types import (
     NO_CORRELATION,
     SCHEMA_VERSION,
     U64_MAX,
     Correlation,
-    CorrelationKind,
     DecodedEnvelope,
     EnvelopeDecodeError,
     EnvelopeLimits,
@@ -64,7 +64,6 @@ DEFAULT_LIMITS: Final = EnvelopeLimits()
 
 # A PeerId is a multihash of at most 128 bytes (bbnode.ids._MAX_PEER_ID_BYTES).
 _MAX_PEER_ID_BYTES: Final = 128
-_KINDS: Final = (CorrelationKind.NONE, CorrelationKind.REQUEST, CorrelationKind.RESPONSE)
 _FILL_KEYS: Final = ("dest_suffix", "payload", "trigger_only", "type_hash")
 _MISSING: Final[Any] = object()
 _unpackb: Final = msgpack.unpackb
@@ -185,7 +184,7 @@ def decode_parts_msgpack(
             if kind == 0 and req_id == 0:
                 correlation = NO_CORRELATION
             else:
-                correlation = Correlation(_KINDS[kind], req_id)
+                correlation = Correlation(KINDS[kind], req_id)
         else:
             correlation = _decode_correlation(correlation, size)  # raises the precise error
 
@@ -212,7 +211,7 @@ def _decode_correlation(raw: object, size: int) -> Correlation:
         raise EnvelopeDecodeError(f"correlation: expected a map, got {_kind(raw)}", size)
     kind = raw.get("kind", _MISSING)
     req_id = raw.get("wire_req_id", _MISSING)
-    if type(kind) is not int or not 0 <= kind < len(_KINDS):
+    if type(kind) is not int or not 0 <= kind < len(KINDS):
         raise EnvelopeDecodeError(
             f"correlation.kind: expected 0 (none), 1 (request) or 2 (response), got "
             f"{kind if type(kind) is int else _kind(kind)}",
@@ -224,7 +223,7 @@ def _decode_correlation(raw: object, size: int) -> Correlation:
         )
     if kind == 0 and req_id == 0:
         return NO_CORRELATION
-    return Correlation(_KINDS[kind], req_id)
+    return Correlation(KINDS[kind], req_id)
 
 
 def _decode_addresses(

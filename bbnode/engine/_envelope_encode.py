@@ -3,10 +3,10 @@
 The wire form is described in `_envelope_decode`. Encoding runs once per outbound envelope, so
 the common case is one pass of exact `type(x) is T` checks, then the bytes are written as
 msgpack would write the seven-key map (keys in that fixed order, every value in its shortest
-form): the fixed parts are constants, only values go through the packer. Building the three
-dicts and the list msgpack would walk instead cost more than the pack itself. Only a failed
-check calls the slow helpers that name the bad field. Encoding does not apply
-`EnvelopeLimits`: caps are the receiver's policy.
+form): the fixed parts are `_envelope_layout`'s constants (which `_envelope_fast` reads back),
+only values go through the packer. Building the three dicts and the list msgpack would walk
+instead cost more than the pack itself. Only a failed check calls the slow helpers that name the
+bad field. Encoding does not apply `EnvelopeLimits`: caps are the receiver's policy.
 """
 
 from __future__ import annotations
@@ -17,6 +17,22 @@ from typing import Any, Final
 import msgpack
 
 from bbnode._multiformats import fnv1a_64
+from bbnode.engine._envelope_layout import (
+    CORRELATION,
+    DEADLINE,
+    FILL,
+    FILLS,
+    HEAD,
+    NO_DEADLINE,
+    NO_RTT_SRC,
+    PAYLOAD,
+    REQ_ID,
+    RTT,
+    SRC,
+    TAIL,
+    TRIGGER_FALSE,
+    TRIGGER_TRUE,
+)
 from bbnode.engine._envelope_types import (
     SCHEMA_VERSION,
     U64_MAX,
@@ -29,36 +45,13 @@ from bbnode.engine._envelope_types import (
 
 __all__ = ["encode_envelope", "type_hash_of"]
 
-_KINDS: Final = frozenset(CorrelationKind)
+_VALID_KINDS: Final = frozenset(CorrelationKind)
 # One shared Packer instead of `packb`, which allocates a fresh 256 KiB buffer per call. Safe
 # to share: only exact builtin types reach it (checked below), so `pack` runs to completion in
 # C without calling back into Python or releasing the GIL; autoreset clears it even on error.
 _packer: Final = msgpack.Packer(autoreset=True)
 _pack: Final = _packer.pack
 _array_header: Final = _packer.pack_array_header
-
-
-def _key(name: str) -> bytes:
-    packed: bytes = msgpack.packb(name)
-    return packed
-
-
-# The fixed parts, in wire order (0x87, 0x84, 0x82: maps of 7, 4, 2 entries; 0xc0 nil, 0x90
-# the empty array), the same layout `_envelope_fast` reads.
-_HEAD: Final = b"\x87" + _key("dest_peer_addresses")
-_FILLS: Final = _key("fills")
-_FILL: Final = b"\x84" + _key("dest_suffix")
-_PAYLOAD: Final = _key("payload")
-_TRIGGER_FALSE: Final = _key("trigger_only") + b"\xc2" + _key("type_hash")
-_TRIGGER_TRUE: Final = _key("trigger_only") + b"\xc3" + _key("type_hash")
-_CORRELATION: Final = _key("correlation") + b"\x82" + _key("kind")
-_REQ_ID: Final = _key("wire_req_id")
-_DEADLINE: Final = _key("remaining_deadline_ns")
-_NO_DEADLINE: Final = _DEADLINE + b"\xc0"
-_RTT: Final = _key("edge_rtt_reports")
-_SRC: Final = _key("src_peer_addresses")
-_NO_RTT_SRC: Final = _RTT + b"\x90" + _SRC
-_TAIL: Final = _key("schema_version") + msgpack.packb(SCHEMA_VERSION)
 
 
 @lru_cache(maxsize=1024)
@@ -88,17 +81,17 @@ def encode_envelope(env: WireEnvelope) -> bytes:
         ):
             raise EnvelopeEncodeError(_describe_bad_fill(i, f))
         fill_parts += (
-            _FILL,
+            FILL,
             _pack(f.dest_suffix),
-            _PAYLOAD,
+            PAYLOAD,
             _pack(f.payload),
-            _TRIGGER_TRUE if f.trigger_only else _TRIGGER_FALSE,
+            TRIGGER_TRUE if f.trigger_only else TRIGGER_FALSE,
             _pack(f.type_hash),
         )
     corr = env.correlation
     if not (
         type(corr) is Correlation
-        and corr.kind in _KINDS
+        and corr.kind in _VALID_KINDS
         and type(corr.wire_req_id) is int
         and 0 <= corr.wire_req_id <= U64_MAX
     ):
@@ -124,19 +117,19 @@ def encode_envelope(env: WireEnvelope) -> bytes:
     # Tuples pack as msgpack arrays, so the validated tuples go out as they are.
     return b"".join(
         (
-            _HEAD,
+            HEAD,
             _pack(dest),
-            _FILLS,
+            FILLS,
             _array_header(len(fills)),
             *fill_parts,
-            _CORRELATION,
+            CORRELATION,
             _pack(int(corr.kind)),
-            _REQ_ID,
+            REQ_ID,
             _pack(corr.wire_req_id),
-            _NO_DEADLINE if deadline is None else _DEADLINE + _pack(deadline),
-            _NO_RTT_SRC if rtt == () else _RTT + _pack(rtt) + _SRC,
+            NO_DEADLINE if deadline is None else DEADLINE + _pack(deadline),
+            NO_RTT_SRC if rtt == () else RTT + _pack(rtt) + SRC,
             _pack(src),
-            _TAIL,
+            TAIL,
         )
     )
 

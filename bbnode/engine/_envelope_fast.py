@@ -5,8 +5,9 @@ hashed and interned), three dicts and three lists for a one-fill envelope. That 
 was about 40 % of the engine's per-envelope instructions (34k of 81k, under cachegrind, for
 the `bench/engine_throughput.py` envelope). Every bbnode sender writes one layout
 (`encode_envelope`: the seven keys in a fixed order, each fill a four-key map, bins and uints
-in their shortest form), so that layout is read here straight from the bytes: fixed parts are
-compared as slices (cheaper than `startswith` calls), the rest sliced out. For that envelope
+in their shortest form; the fixed parts are `_envelope_layout`'s), so that layout is read here
+straight from the bytes: fixed parts are compared as slices (cheaper than `startswith` calls),
+the rest sliced out. For that envelope
 (100-byte payload, one source address) this costs 2.4 us against 3.7 us (24k instructions
 against 34k).
 
@@ -35,13 +36,24 @@ from __future__ import annotations
 
 from typing import Final
 
-import msgpack
-
+from bbnode.engine._envelope_layout import (
+    CORRELATION,
+    DEADLINE,
+    FILL,
+    FILLS,
+    HEAD,
+    KINDS,
+    NO_DEADLINE,
+    NO_RTT_SRC,
+    PAYLOAD,
+    REQ_ID,
+    TAIL,
+    TRIGGER_FALSE,
+    TRIGGER_TRUE,
+)
 from bbnode.engine._envelope_types import (
     NO_CORRELATION,
-    SCHEMA_VERSION,
     Correlation,
-    CorrelationKind,
     EnvelopeLimits,
     RawEnvelope,
     RawFill,
@@ -50,52 +62,31 @@ from bbnode.engine._envelope_types import (
 __all__ = ["MAX_FAST_FILLS", "decode_canonical"]
 
 
-def _key(name: str) -> bytes:
-    packed: bytes = msgpack.packb(name)
-    return packed
-
-
 # msgpack type bytes (msgpack spec "formats").
 _FIXARRAY: Final = 0x90  # 0x90 | count
 _FIXARRAY_MAX: Final = 15
 _NIL: Final = 0xC0
-_FALSE: Final = 0xC2
-_TRUE: Final = 0xC3
 _BIN8: Final = 0xC4
 _BIN_WIDTHS: Final = {0xC5: 2, 0xC6: 4}  # bin16, bin32: big-endian length
 _UINT_WIDTHS: Final = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}  # uint8..uint64, big-endian
 _FIXINT_END: Final = 0x80  # 0x00..0x7f is the int itself
 
-# The fixed parts, in wire order (0x87, 0x84, 0x82: maps of 7, 4, 2 entries).
-_HEAD: Final = b"\x87" + _key("dest_peer_addresses")
-_FILLS: Final = _key("fills")
-_FILL: Final = b"\x84" + _key("dest_suffix")
-_PAYLOAD: Final = _key("payload")
-_TRIGGER_FALSE: Final = _key("trigger_only") + bytes((_FALSE,)) + _key("type_hash")
-_TRIGGER_TRUE: Final = _key("trigger_only") + bytes((_TRUE,)) + _key("type_hash")
-_CORRELATION: Final = _key("correlation") + b"\x82" + _key("kind")
-_REQ_ID: Final = _key("wire_req_id")
-_DEADLINE: Final = _key("remaining_deadline_ns")
-_NO_RTT_SRC: Final = _key("edge_rtt_reports") + bytes((_FIXARRAY,)) + _key("src_peer_addresses")
-_TAIL: Final = _key("schema_version") + msgpack.packb(SCHEMA_VERSION)
-# No correlation, no deadline, no rtt reports (one-way envelopes), up to the source addresses.
-_ONE_WAY: Final = (
-    _CORRELATION + b"\x00" + _REQ_ID + b"\x00" + _DEADLINE + bytes((_NIL,)) + _NO_RTT_SRC
-)
+# The fixed parts come from `_envelope_layout`, shared with the encoder. No correlation, no
+# deadline, no rtt reports (one-way envelopes), up to the source addresses:
+_ONE_WAY: Final = CORRELATION + b"\x00" + REQ_ID + b"\x00" + NO_DEADLINE + NO_RTT_SRC
 # Their lengths, spelled out once (a `len()` call per use would cost as much as the compare).
-_HEAD_LEN: Final = len(_HEAD)
-_FILLS_LEN: Final = len(_FILLS)
-_FILL_LEN: Final = len(_FILL)
-_PAYLOAD_LEN: Final = len(_PAYLOAD)
-_TRIGGER_LEN: Final = len(_TRIGGER_FALSE)
-_CORRELATION_LEN: Final = len(_CORRELATION)
-_REQ_ID_LEN: Final = len(_REQ_ID)
-_DEADLINE_LEN: Final = len(_DEADLINE)
-_NO_RTT_SRC_LEN: Final = len(_NO_RTT_SRC)
+_HEAD_LEN: Final = len(HEAD)
+_FILLS_LEN: Final = len(FILLS)
+_FILL_LEN: Final = len(FILL)
+_PAYLOAD_LEN: Final = len(PAYLOAD)
+_TRIGGER_LEN: Final = len(TRIGGER_FALSE)
+_CORRELATION_LEN: Final = len(CORRELATION)
+_REQ_ID_LEN: Final = len(REQ_ID)
+_DEADLINE_LEN: Final = len(DEADLINE)
+_NO_RTT_SRC_LEN: Final = len(NO_RTT_SRC)
 _ONE_WAY_LEN: Final = len(_ONE_WAY)
-# The largest map above: a `max_map_keys` below this makes the general path refuse the input.
+# The layout's largest map: a `max_map_keys` below this makes the general path refuse it.
 _MAP_ENTRIES: Final = 7
-_KINDS: Final = (CorrelationKind.NONE, CorrelationKind.REQUEST, CorrelationKind.RESPONSE)
 
 
 MAX_FAST_FILLS: Final = 2
@@ -163,7 +154,7 @@ def decode_canonical(data: bytes, limits: EnvelopeLimits) -> RawEnvelope | None:
     Bin8 headers (the usual suffix and payload) are read inline: a call each costs as much
     as the rest of the read.
     """
-    if data[:_HEAD_LEN] != _HEAD or limits.max_map_keys < _MAP_ENTRIES:
+    if data[:_HEAD_LEN] != HEAD or limits.max_map_keys < _MAP_ENTRIES:
         return None
     try:
         max_address_bytes = limits.max_src_address_bytes
@@ -172,7 +163,7 @@ def decode_canonical(data: bytes, limits: EnvelopeLimits) -> RawEnvelope | None:
             pos = _HEAD_LEN + 1
         else:
             dest, pos = _addresses(data, _HEAD_LEN, limits.max_dest_addresses, max_address_bytes)
-        if data[pos : pos + _FILLS_LEN] != _FILLS:
+        if data[pos : pos + _FILLS_LEN] != FILLS:
             return None
         pos += _FILLS_LEN
         count = data[pos] - _FIXARRAY
@@ -183,7 +174,7 @@ def decode_canonical(data: bytes, limits: EnvelopeLimits) -> RawEnvelope | None:
         max_payload = limits.max_fill_payload_bytes
         fills: list[RawFill] = []
         for index in range(count):
-            if data[pos : pos + _FILL_LEN] != _FILL:
+            if data[pos : pos + _FILL_LEN] != FILL:
                 return None
             pos += _FILL_LEN
             if data[pos] == _BIN8:
@@ -192,7 +183,7 @@ def decode_canonical(data: bytes, limits: EnvelopeLimits) -> RawEnvelope | None:
                 pos = end
             else:
                 suffix, pos = _bin(data, pos)
-            if data[pos : pos + _PAYLOAD_LEN] != _PAYLOAD:
+            if data[pos : pos + _PAYLOAD_LEN] != PAYLOAD:
                 return None
             pos += _PAYLOAD_LEN
             if data[pos] == _BIN8:
@@ -202,9 +193,9 @@ def decode_canonical(data: bytes, limits: EnvelopeLimits) -> RawEnvelope | None:
             else:
                 payload, pos = _bin(data, pos)
             flag = data[pos : pos + _TRIGGER_LEN]
-            if flag == _TRIGGER_FALSE:
+            if flag == TRIGGER_FALSE:
                 trigger = False
-            elif flag == _TRIGGER_TRUE:
+            elif flag == TRIGGER_TRUE:
                 trigger = True
             else:
                 return None
@@ -219,18 +210,18 @@ def decode_canonical(data: bytes, limits: EnvelopeLimits) -> RawEnvelope | None:
             deadline = None
             pos += _ONE_WAY_LEN
         else:
-            if data[pos : pos + _CORRELATION_LEN] != _CORRELATION:
+            if data[pos : pos + _CORRELATION_LEN] != CORRELATION:
                 return None
             pos += _CORRELATION_LEN
             kind = data[pos]  # a positive fixint, 0..2
-            if kind >= len(_KINDS) or data[pos + 1 : pos + 1 + _REQ_ID_LEN] != _REQ_ID:
+            if kind >= len(KINDS) or data[pos + 1 : pos + 1 + _REQ_ID_LEN] != REQ_ID:
                 return None
             req_id, pos = _uint(data, pos + 1 + _REQ_ID_LEN)
             if kind == 0 and req_id == 0:
                 correlation = NO_CORRELATION
             else:
-                correlation = Correlation(_KINDS[kind], req_id)
-            if data[pos : pos + _DEADLINE_LEN] != _DEADLINE:
+                correlation = Correlation(KINDS[kind], req_id)
+            if data[pos : pos + _DEADLINE_LEN] != DEADLINE:
                 return None
             pos += _DEADLINE_LEN
             if data[pos] == _NIL:
@@ -238,11 +229,11 @@ def decode_canonical(data: bytes, limits: EnvelopeLimits) -> RawEnvelope | None:
                 pos += 1
             else:
                 deadline, pos = _uint(data, pos)
-            if data[pos : pos + _NO_RTT_SRC_LEN] != _NO_RTT_SRC:
+            if data[pos : pos + _NO_RTT_SRC_LEN] != NO_RTT_SRC:
                 return None
             pos += _NO_RTT_SRC_LEN
         src, pos = _addresses(data, pos, limits.max_src_addresses, max_address_bytes)
-        if data[pos:] != _TAIL:
+        if data[pos:] != TAIL:
             return None
     except (_Deviation, IndexError):
         return None
