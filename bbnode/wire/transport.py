@@ -54,8 +54,6 @@ _MAX_NONCE: Final = 2**64 - 1
 _NONCE = struct.Struct("<4xQ")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
-# Frames encoded per `struct` call when flushing, which bounds the one-off format's size.
-_ENCODE_BATCH: Final = 1024
 # The decoder looks for a run of equal-sized frames before every burst of this many frames
 # cut one by one; a run shorter than `_MIN_RUN` is not worth the `struct` call.
 _PROBE_EVERY: Final = 16
@@ -176,7 +174,7 @@ class FrameEncoder:
                 frames, size, per_message
             )
         else:
-            stream = _encode_stream(frames)
+            stream = memoryview(encode_frames(frames))
             stream_bytes = len(stream)
             messages = -(-stream_bytes // MAX_PLAINTEXT)
             plaintexts = (
@@ -213,18 +211,6 @@ def _equal_sized_messages(frames: list[bytes], size: int, per_message: int) -> I
         batch = frames[start : start + per_message]
         batch.insert(0, b"")  # so that `join` puts the header before every frame
         yield header.join(batch)
-
-
-def _encode_stream(frames: list[bytes]) -> memoryview:
-    """Every frame with its header, back to back (to be cut into messages)."""
-    if len(frames) <= _ENCODE_BATCH:
-        return memoryview(encode_frames(frames))
-    return memoryview(
-        b"".join(
-            encode_frames(frames[start : start + _ENCODE_BATCH])
-            for start in range(0, len(frames), _ENCODE_BATCH)
-        )
-    )
 
 
 def encode_frames(frames: list[bytes]) -> bytes:
