@@ -34,6 +34,7 @@ from bbnode._multiformats import (
 )
 
 __all__ = [
+    "MAX_PEER_ID_BYTES",
     "Address",
     "IdError",
     "PeerId",
@@ -47,9 +48,12 @@ __all__ = [
 # -- PeerId ------------------------------------------------------------------------------------
 _IDENTITY_CODE: Final = 0x00
 _SHA2_256_CODE: Final = 0x12
-# A multihash larger than this is not a peer id anyone issues (RSA ids are sha2-256 hashed);
-# the cap keeps hostile input from making us hash and store arbitrary blobs as identities.
-_MAX_PEER_ID_BYTES: Final = 128
+MAX_PEER_ID_BYTES: Final = 128
+"""The longest multihash `PeerId.from_bytes` accepts.
+
+A larger one is not a peer id anyone issues (RSA ids are sha2-256 hashed); the cap keeps
+hostile input from making us hash and store arbitrary blobs as identities.
+"""
 # libp2p PublicKey protobuf for an Ed25519 key: field 1 (KeyType) = 1, field 2 (Data) = 32 bytes.
 _ED25519_PUBKEY_PREFIX: Final = b"\x08\x01\x12\x20"
 
@@ -77,8 +81,8 @@ class PeerId:
         data = bytes(data)
         if not data:
             raise IdError("peer id: empty multihash")
-        if len(data) > _MAX_PEER_ID_BYTES:
-            raise IdError(f"peer id: {len(data)} bytes is longer than {_MAX_PEER_ID_BYTES}")
+        if len(data) > MAX_PEER_ID_BYTES:
+            raise IdError(f"peer id: {len(data)} bytes is longer than {MAX_PEER_ID_BYTES}")
         _code, pos = decode_varint(data, 0, "peer id code")
         length, pos = decode_varint(data, pos, "peer id digest length")
         if len(data) - pos != length:

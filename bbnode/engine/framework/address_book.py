@@ -36,6 +36,7 @@ from bbnode.engine.framework.rows import (
     AddressBookEntrySnapshot,
     adopt_checked,
     int_column_ok,
+    ip_tcp_address_ok,
     ip_tcp_addresses_ok,
 )
 from bbnode.ids import Address, IdError, PeerId
@@ -66,25 +67,11 @@ class AddressBookEntry:
     """References held by protocols / transport / application."""
 
 
-# Multicodec codes of the segments in the common `/ip4|ip6/<a>/tcp/<port>` address.
-_IP4: Final = 0x04
-_IP6: Final = 0x29
-_TCP: Final = 0x06
-
-
 def _check_address(data: bytes) -> None:
-    """Raise IdError unless `Address.from_bytes(data)` would succeed (restore validation).
-
-    `/ip4/<4 bytes>/tcp/<2 bytes>` and `/ip6/<16 bytes>/tcp/<2 bytes>` are always valid (any
-    4 or 16 bytes is an IP address, any 2 bytes a port; single-byte codes are minimal varints),
-    so those are recognised by shape; anything else is fully parsed now.
-    """
-    n = len(data)
-    if n == 8 and data[0] == _IP4 and data[5] == _TCP:
-        return
-    if n == 20 and data[0] == _IP6 and data[17] == _TCP:
-        return
-    Address.from_bytes(data)
+    """Raise IdError unless `Address.from_bytes(data)` would succeed (restore validation):
+    the common ip/tcp shapes are known valid, anything else is fully parsed now."""
+    if not ip_tcp_address_ok(data):
+        Address.from_bytes(data)
 
 
 class AddressBook:

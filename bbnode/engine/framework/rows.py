@@ -33,6 +33,7 @@ from bbnode.engine.framework._columnar import (
     Strided,
     adopt_rows,
 )
+from bbnode.ids import MAX_PEER_ID_BYTES
 
 __all__ = [
     "AddressBookEntrySnapshot",
@@ -48,6 +49,7 @@ __all__ = [
     "bool_column_ok",
     "columns",
     "int_column_ok",
+    "ip_tcp_address_ok",
     "ip_tcp_addresses_ok",
     "peer_column_ok",
 ]
@@ -87,11 +89,14 @@ class BackoffEntry(NamedTuple):
     next_retry_ns: int
 
 
-# A PeerId is a multihash of at most this many bytes (bbnode.ids._MAX_PEER_ID_BYTES).
-_MAX_PEER_ID_BYTES: Final = 128
 _ROW_TYPES: Final = frozenset({list, tuple, AddressBookEntrySnapshot, HealthEntry, BackoffEntry})
-# `/ip4/<4>/tcp/<2>` is 8 bytes with codes at 0 and 5; `/ip6/<16>/tcp/<2>` 20 with 0 and 17.
-_IP_TCP_SHAPES: Final = {8: (0x04, 5), 20: (0x29, 17)}
+# Multicodec codes of the segments in the common `/ip4|ip6/<a>/tcp/<port>` address.
+_IP4: Final = 0x04
+_IP6: Final = 0x29
+_TCP: Final = 0x06
+# By length: the ip code (at 0) and where the tcp code sits. `/ip4/<4>/tcp/<2>` is 8 bytes
+# with tcp at 5, `/ip6/<16>/tcp/<2>` 20 with tcp at 17.
+_IP_TCP_SHAPES: Final = {8: (_IP4, 5), 20: (_IP6, 17)}
 _first: Final = itemgetter(0)
 _second: Final = itemgetter(1)
 
@@ -155,13 +160,13 @@ def peer_column_ok(peers: Sequence[Any]) -> bool:
         (size,) = lengths
         layout = Strided(b"".join(peers), 0, size, size, len(peers))
     size = layout.width
-    if not 2 <= size <= _MAX_PEER_ID_BYTES:
+    if not 2 <= size <= MAX_PEER_ID_BYTES:
         return False
     return layout.at(0).isascii() and layout.at(1) == bytes((size - 2,)) * len(peers)
 
 
 def _mixed_peers_ok(peers: Sequence[bytes], lengths: set[int]) -> bool:
-    if min(lengths) < 2 or max(lengths) > _MAX_PEER_ID_BYTES:
+    if min(lengths) < 2 or max(lengths) > MAX_PEER_ID_BYTES:
         return False
     if not bytes(map(_first, peers)).isascii():
         return False
@@ -178,10 +183,19 @@ def bool_column_ok(values: Sequence[Any]) -> bool:
     return not values or set(map(type, values)) == {bool}
 
 
+def ip_tcp_address_ok(data: bytes) -> bool:
+    """True when `data` is shaped `/ip4/<4 bytes>/tcp/<2 bytes>` or `/ip6/<16 bytes>/tcp/<2
+    bytes>`: such bytes are always a valid address (any 4 or 16 bytes is an IP address, any
+    2 bytes a port, and single-byte codes are minimal varints), so `Address.from_bytes` need
+    not parse them. False says nothing: the address may still be valid.
+    """
+    shape = _IP_TCP_SHAPES.get(len(data))
+    return shape is not None and data[0] == shape[0] and data[shape[1]] == _TCP
+
+
 def ip_tcp_addresses_ok(lists: Sequence[Any], max_per_peer: int) -> bool:
     """True when every item is a list of at most `max_per_peer` distinct addresses, all of one
-    `/ip4/../tcp/..` or `/ip6/../tcp/..` shape (valid whatever their bytes; see
-    `address_book._check_address`).
+    shape `ip_tcp_address_ok` accepts.
     """
     if not lists:
         return True
@@ -222,4 +236,4 @@ def _ip_tcp_shaped(items: Strided) -> bool:
         return False
     code, tcp_at = shape
     n = items.count
-    return items.at(0) == bytes((code,)) * n and items.at(tcp_at) == b"\x06" * n
+    return items.at(0) == bytes((code,)) * n and items.at(tcp_at) == bytes((_TCP,)) * n

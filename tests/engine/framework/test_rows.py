@@ -13,6 +13,7 @@ from bbnode.engine.framework.rows import (
     bool_column_ok,
     columns,
     int_column_ok,
+    ip_tcp_address_ok,
     ip_tcp_addresses_ok,
     peer_column_ok,
 )
@@ -59,6 +60,17 @@ def test_int_and_address_columns() -> None:
     assert not ip_tcp_addresses_ok(([IP4, IP4],), 32)  # duplicate: per-row path drops it
     assert not ip_tcp_addresses_ok(([IP4, IP4[:-1] + b"\x02"],), 1)  # over the cap
     assert not ip_tcp_addresses_ok(((IP4,),), 32)
+
+
+def test_ip_tcp_address_shape() -> None:
+    assert ip_tcp_address_ok(IP4)
+    assert ip_tcp_address_ok(IP6)
+    assert ip_tcp_address_ok(b"\x04" + bytes(4) + b"\x06" + bytes(2))  # any ip and port
+    dns = Address.from_string("/dns/abcdef").to_bytes()
+    assert len(dns) == len(IP4)
+    assert not ip_tcp_address_ok(dns)  # valid, but left to Address.from_bytes
+    assert not ip_tcp_address_ok(IP4[:-1])
+    assert not ip_tcp_address_ok(b"\x29" + IP4[1:])  # ip6 code on an ip4-sized address
 
 
 def test_book_adopts_checked_rows_and_normalises_the_rest() -> None:
