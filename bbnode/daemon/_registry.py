@@ -9,9 +9,9 @@ before the ``Disconnected`` that explains them.
 **One connection per peer; simultaneous-dial tie-break.** When two live connections to the
 same peer exist (both sides dialed at once), both sides keep the connection *initiated by
 the peer with the smaller PeerId bytes* and close the other; queued frames move to the
-survivor. Both sides evaluate the same rule on the same pair, so they agree without
-talking. Two connections with the same initiator (a reconnect racing a stale one) keep
-the newer.
+survivor (a write the close cuts short fails back as ``UnsentIn``). Both sides evaluate the
+same rule on the same pair, so they agree without talking. Two connections with the same
+initiator (a reconnect racing a stale one) keep the newer.
 """
 
 from __future__ import annotations
@@ -131,9 +131,12 @@ class Registry:
         self._manager.counters.incr("bytes.out", conn.bytes_out)
         reason = conn.close_reason or "closed"
         self._manager.counters.incr(f"conn.closed.{reason.split(':', 1)[0]}")  # drop the detail
-        if self._manager._conns.get(conn.peer) is not conn:
-            return
-        del self._manager._conns[conn.peer]
+        # A connection replaced by a duplicate stays out of the tables (and reports no
+        # Disconnected: the peer is still connected); its queue moved to the survivor,
+        # but the write its close cut short is still in ``in_flight``.
+        registered = self._manager._conns.get(conn.peer) is conn
+        if registered:
+            del self._manager._conns[conn.peer]
         # Frames that never reached the socket (and those whose write was cut short) go
         # back to the engine as SendFailed, before the Disconnected that explains them.
         unsent = conn.in_flight + conn.take_queued()
@@ -141,7 +144,8 @@ class Registry:
         if unsent:
             self._manager.counters.incr("send.failed_on_close", len(unsent))
             await self._report(UnsentIn(conn.peer, unsent, f"connection_{reason}"))
-        await self._report(Disconnected(conn.peer, reason))
+        if registered:
+            await self._report(Disconnected(conn.peer, reason))
 
     async def _report(self, item: DriverInput) -> None:
         """Tell the driver ``item`` even while being cancelled (a closing connection).

@@ -6,11 +6,13 @@ from functools import partial
 
 import trio
 
+from bbnode.daemon._peer_conn import PeerConnection
 from bbnode.daemon.connections import ConnectionSettings, OutboundFrame
 from bbnode.daemon.events import (
     Connected,
     DialFailedIn,
     Disconnected,
+    DriverInput,
     FramesIn,
     UnsentIn,
 )
@@ -264,3 +266,47 @@ async def test_cancelled_dial_gives_back_its_outbound_slot() -> None:
 async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
+
+
+async def test_frames_cut_short_on_a_replaced_connection_are_reported() -> None:
+    """A connection replaced by a newer one to the same peer loses its write mid-way:
+    the frames of that write go back to the driver; its queue moves to the survivor."""
+    async with trio.open_nursery() as drains:
+        async with side(1) as a, side(2) as b:
+            a.manager.dial(b.peer, [b.address])
+            await a.expect(Connected)
+            old = a.manager.connection(b.peer)
+            assert old is not None
+            # b stops reading: its driver channel fills, then the sockets' buffers, and a's
+            # writer blocks in the middle of a write with far more still queued behind it.
+            frames = [OutboundFrame(b"x" * 256_000, wire_req_id=i + 1) for i in range(128)]
+            for item in frames:
+                assert old.enqueue(item)
+            a.manager.sends.flush()
+            await wait_until(lambda: b.inbox.statistics().current_buffer_used == 100)
+            assert old.in_flight
+            assert old.outbox
+            # A second dial to the same peer, same initiator: the newer connection wins.
+            port = b.address.tcp_endpoint()[1]  # type: ignore[index]
+            new = await a.manager.dial_address(Address.tcp("127.0.0.1", port))
+            assert isinstance(new, PeerConnection)
+            unsent = await a.expect(UnsentIn)
+            # The frames of the write that was cut: the next ones after those written.
+            written = old.frames_out
+            assert isinstance(unsent, UnsentIn)
+            cut = frames[written : written + len(unsent.frames)]
+            assert cut
+            assert unsent == UnsentIn(b.peer, cut, "connection_duplicate_connection")
+            assert a.manager.counters.get("send.failed_on_close") == len(cut)
+            assert a.manager.connection(b.peer) is new
+            # Everything queued behind the cut write went to the survivor.
+            moved = new.frames_out + len(new.in_flight) + new.queued
+            assert moved == len(frames) - written - len(cut)
+            # b's tasks report to its (full) channel as they close: keep it moving.
+            drains.start_soon(_drain, b.inbox)
+        drains.cancel_scope.cancel()
+
+
+async def _drain(inbox: trio.MemoryReceiveChannel[DriverInput]) -> None:
+    async for _ in inbox:
+        pass
