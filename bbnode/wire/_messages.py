@@ -41,7 +41,8 @@ class MessageBuffer:
         self._inbound: bytes | bytearray | memoryview = b""
         self._owned = False
         # `_inbound` is the caller's mutable chunk (not `bytes`, not ours): it must be let go
-        # of before `next_event()`/`next_frames()` returns.
+        # of before `next_event()`/`next_frames()` returns. The connection only reads this
+        # flag (one test on its per-event hot path) and calls `_stop_borrowing()`.
         self._borrowed = False
         self._pos = 0
         self._eof = False
@@ -77,6 +78,17 @@ class MessageBuffer:
         else:
             assert isinstance(inbound, bytearray)  # `_owned`: our assembly buffer
             inbound += data
+
+    def _buffered(self) -> int:
+        """Bytes received and not yet handed out as messages (part of one, at end of input)."""
+        return len(self._inbound) - self._pos
+
+    def _discard(self) -> None:
+        """Drop everything buffered (the connection failed); EOF, if seen, stays seen."""
+        self._inbound = b""
+        self._owned = False
+        self._borrowed = False
+        self._pos = 0
 
     def _take_message(self) -> bytes | memoryview | None:
         """The next whole length-prefixed message from the inbound buffer, or None."""

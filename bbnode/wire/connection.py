@@ -354,7 +354,7 @@ class SecureConnection(MessageBuffer):
         """No whole message is buffered: wait for more, or judge the EOF."""
         if not self._eof:
             return None
-        leftover = len(self._inbound) - self._pos
+        leftover = self._buffered()
         if self._state is not _S.ESTABLISHED:
             raise UnexpectedEof(
                 f"peer closed the connection during the handshake ({self._state.value})"
@@ -395,10 +395,7 @@ class SecureConnection(MessageBuffer):
         self._error = error
         self._ready.clear()
         self._frames.clear()
-        self._inbound = b""
-        self._owned = False
-        self._borrowed = False
-        self._pos = 0
+        self._discard()
         self._handshake = None
         self._encoder = None
         self._send_pending = None

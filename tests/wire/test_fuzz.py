@@ -74,7 +74,7 @@ def _feed_and_check(conn: SecureConnection, chunks: list[bytes], eof: bool) -> N
             conn.receive_data(chunk)
             drain(conn)
             # Idle: at most one incomplete transport message is held.
-            assert len(conn._inbound) - conn._pos < 2 + 65535
+            assert conn._buffered() < 2 + 65535
         if eof:
             conn.receive_data(b"")
             drain(conn)
