@@ -359,8 +359,11 @@ class PeerGovernor:
             ]
         )
         health = _health_by_peer(where, state.get("health", []))
+        # Straight into the table: `block()` would also replace `policy_token` once per ban,
+        # and a new governor's token is already one nobody holds.
+        add_block = governor._blocks.add
         for peer, until_ns, source in blocks:
-            governor.block(peer, until_ns, source)
+            add_block(peer, until_ns, source)
         governor.set_allowlist(allow)
         governor._health = health
         return governor

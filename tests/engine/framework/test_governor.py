@@ -418,6 +418,17 @@ def test_restored_expiry_heap_is_rebuilt() -> None:
     assert restored.expire_blocks(50) == [p(1)]
 
 
+def test_from_state_adds_bans_without_a_token_per_ban(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = _populated().export_state()
+
+    def no_block(*_args: object) -> None:
+        raise AssertionError("from_state went through block()")
+
+    monkeypatch.setattr(PeerGovernor, "block", no_block)
+    restored = PeerGovernor.from_state(state)
+    assert restored.export_state() == state
+
+
 def test_upstream_shaped_state_restores_runtime_bans() -> None:
     state = {
         "blocklist": [p(1).to_bytes()],
