@@ -97,13 +97,12 @@ class _Deviation(Exception):
     """The input leaves the canonical layout (the general path takes over)."""
 
 
-def _bin(data: bytes, pos: int) -> tuple[bytes, int]:
-    """The bin whose header is at `pos`, and the position after it."""
-    head = data[pos]
-    if head == _BIN8:
-        end = pos + 2 + data[pos + 1]
-        return data[pos + 2 : end], end
-    width = _BIN_WIDTHS.get(head)
+def _bin16_or_32(data: bytes, pos: int) -> tuple[bytes, int]:
+    """The bin16 or bin32 whose header is at `pos`, and the position after it.
+
+    Callers read a bin8 (the usual case) inline first; any other header is a deviation.
+    """
+    width = _BIN_WIDTHS.get(data[pos])
     if width is None:
         raise _Deviation
     start = pos + 1 + width
@@ -140,7 +139,7 @@ def _addresses(
             item = data[pos + 2 : end]
             pos = end
         else:
-            item, pos = _bin(data, pos)
+            item, pos = _bin16_or_32(data, pos)
         if not 0 < len(item) <= max_bytes:
             raise _Deviation
         out.append(item)
@@ -182,7 +181,7 @@ def decode_canonical(data: bytes, limits: EnvelopeLimits) -> RawEnvelope | None:
                 suffix = data[pos + 2 : end]
                 pos = end
             else:
-                suffix, pos = _bin(data, pos)
+                suffix, pos = _bin16_or_32(data, pos)
             if data[pos : pos + _PAYLOAD_LEN] != PAYLOAD:
                 return None
             pos += _PAYLOAD_LEN
@@ -191,7 +190,7 @@ def decode_canonical(data: bytes, limits: EnvelopeLimits) -> RawEnvelope | None:
                 payload = data[pos + 2 : end]
                 pos = end
             else:
-                payload, pos = _bin(data, pos)
+                payload, pos = _bin16_or_32(data, pos)
             flag = data[pos : pos + _TRIGGER_LEN]
             if flag == TRIGGER_FALSE:
                 trigger = False
