@@ -68,13 +68,18 @@ def test_other_format_version_is_incompatible_not_corrupt() -> None:
     assert "file format version 3, this bbnode reads versions 1, 2" in str(info.value)
 
 
-def test_version_1_files_of_earlier_builds_still_decode() -> None:
+def test_version_1_files_of_earlier_builds_still_decode_and_version_0_is_refused() -> None:
     # Version 1 differs only in the payload (tables as rows), which the payload decoder
     # still reads (tests/engine/test_snapshot_columns.py).
     data = encode_snapshot_file(b"rows")
     assert FORMAT_VERSION == 2
     assert {1, 2} == READABLE_FORMAT_VERSIONS
     assert decode_snapshot_file(data[:8] + struct.pack(">H", 1) + data[10:]) == b"rows"
+    # No build wrote version 0: below the oldest readable version is refused like a newer one.
+    with pytest.raises(IncompatibleSnapshotFile) as info:
+        decode_snapshot_file(data[:8] + struct.pack(">H", 0) + data[10:])
+    assert (info.value.got, info.value.expected) == (0, FORMAT_VERSION)
+    assert "file format version 0, this bbnode reads versions 1, 2" in str(info.value)
 
 
 @settings(max_examples=300, deadline=None)
