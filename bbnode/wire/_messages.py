@@ -14,17 +14,15 @@ be kept.
 
 from __future__ import annotations
 
-import struct
 from typing import Final
 
 from bbnode.wire.errors import LocalProtocolError
-from bbnode.wire.transport import MAX_NOISE_MESSAGE
+from bbnode.wire.transport import MAX_NOISE_MESSAGE, U16
 
-__all__ = ["LENGTH_PREFIX", "U16", "MessageBuffer"]
+__all__ = ["LENGTH_PREFIX", "MessageBuffer"]
 
 #: Bytes of the length prefix in front of every Noise message.
-LENGTH_PREFIX: Final = 2
-U16 = struct.Struct(">H")
+LENGTH_PREFIX: Final = U16.size
 # Compact the inbound buffer once this much of it has been consumed (amortised O(n)).
 _COMPACT_AFTER: Final = MAX_NOISE_MESSAGE
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, cast
 
 from bbnode.ids import PeerId
-from bbnode.wire._messages import U16, MessageBuffer
+from bbnode.wire._messages import MessageBuffer
 from bbnode.wire._state import _S, _TRANSITIONS, ConnectionState
 from bbnode.wire.errors import (
     LocalProtocolError,
@@ -28,6 +28,7 @@ from bbnode.wire.keys import IdentityKey
 from bbnode.wire.transport import (
     MAX_NOISE_MESSAGE,
     TAG_BYTES,
+    U16,
     FrameDecoder,
     FrameEncoder,
     TransportCipher,

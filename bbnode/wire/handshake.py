@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import struct
 from dataclasses import dataclass
 from typing import Final
 
@@ -52,25 +51,23 @@ from bbnode.wire.keys import (
     verify_signature,
 )
 from bbnode.wire.payload import HandshakePayload, decode_payload, encode_payload
+from bbnode.wire.transport import NONCE, TAG_BYTES
 
 __all__ = ["NOISE_PROTOCOL_NAME", "NoiseXX", "TransportKeys"]
 
 NOISE_PROTOCOL_NAME: Final = b"Noise_XX_25519_ChaChaPoly_SHA256"
 _DH_LEN: Final = 32
-_TAG_LEN: Final = 16
 # Minimum sizes of each message: e | e + enc(s) + enc(payload) | enc(s) + enc(payload).
 _MSG1_LEN: Final = _DH_LEN
-_ENCRYPTED_STATIC: Final = _DH_LEN + _TAG_LEN
-_MSG2_MIN: Final = _DH_LEN + _ENCRYPTED_STATIC + _TAG_LEN
-_MSG3_MIN: Final = _ENCRYPTED_STATIC + _TAG_LEN
+_ENCRYPTED_STATIC: Final = _DH_LEN + TAG_BYTES
+_MSG2_MIN: Final = _DH_LEN + _ENCRYPTED_STATIC + TAG_BYTES
+_MSG3_MIN: Final = _ENCRYPTED_STATIC + TAG_BYTES
 # Noise spec §5.2 InitializeSymmetric: the name is exactly HASHLEN (32) bytes, so it is both
 # the initial h and ck, unhashed; the handshake then calls MixHash(prologue), and libp2p's
 # prologue is empty.
 assert len(NOISE_PROTOCOL_NAME) == hashlib.sha256().digest_size
 _INITIAL_CK: Final = NOISE_PROTOCOL_NAME
 _INITIAL_H: Final = hashlib.sha256(NOISE_PROTOCOL_NAME).digest()
-# Noise spec §12.3: ChaChaPoly's nonce is 32 zero bits then the 64-bit counter, little-endian.
-_NONCE = struct.Struct("<4xQ")
 # Distinct (identity key, static key, signature) triples remembered as verified; see
 # `_VerifiedSignatures`. 4096 entries of ~140 bytes is well under a megabyte.
 _VERIFIED_CACHE_ENTRIES: Final = 4096
@@ -283,7 +280,7 @@ class NoiseXX:
     def _encrypt_and_hash(self, plaintext: bytes) -> bytes:
         # Every XX message that encrypts runs after a MixKey, so the key is always set here.
         assert self._cipher is not None
-        ciphertext = self._cipher.encrypt(_NONCE.pack(self._n), plaintext, self._h)
+        ciphertext = self._cipher.encrypt(NONCE.pack(self._n), plaintext, self._h)
         self._n += 1
         self._mix_hash(ciphertext)
         return ciphertext
@@ -291,7 +288,7 @@ class NoiseXX:
     def _decrypt_and_hash(self, ciphertext: bytes, what: str) -> bytes:
         assert self._cipher is not None
         try:
-            plaintext = self._cipher.decrypt(_NONCE.pack(self._n), ciphertext, self._h)
+            plaintext = self._cipher.decrypt(NONCE.pack(self._n), ciphertext, self._h)
         except InvalidTag:
             raise MalformedHandshake(
                 f"{what} failed to decrypt or parse: it does not authenticate "

@@ -38,6 +38,9 @@ __all__ = [
     "FRAME_HEADER_BYTES",
     "MAX_NOISE_MESSAGE",
     "MAX_PLAINTEXT",
+    "NONCE",
+    "TAG_BYTES",
+    "U16",
     "FrameDecoder",
     "FrameEncoder",
     "TransportCipher",
@@ -46,13 +49,17 @@ __all__ = [
 
 # Noise spec §3: a Noise message, ciphertext and tag included, is at most 65535 bytes.
 MAX_NOISE_MESSAGE: Final = 65535
+# The ChaCha20-Poly1305 tag on every Noise ciphertext (RFC 8439), handshake ones included.
 TAG_BYTES: Final = 16
 MAX_PLAINTEXT: Final = MAX_NOISE_MESSAGE - TAG_BYTES
 FRAME_HEADER_BYTES: Final = 4
+# Noise spec §12.3: ChaChaPoly's nonce is 32 zero bits then the 64-bit counter, little-endian
+# (the handshake's CipherState uses it too).
+NONCE: Final = struct.Struct("<4xQ")
+# The u16 big-endian length in front of every Noise message (libp2p Noise).
+U16: Final = struct.Struct(">H")
 # Noise spec §5.1: nonce 2^64-1 is reserved; a connection must stop before using it.
 _MAX_NONCE: Final = 2**64 - 1
-_NONCE = struct.Struct("<4xQ")
-_U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 # The decoder looks for a run of equal-sized frames before every burst of this many frames
 # cut one by one; a run shorter than `_MIN_RUN` is not worth the `struct` call.
@@ -75,7 +82,7 @@ class TransportCipher:
     def encrypt(self, plaintext: bytes | memoryview) -> bytes:
         if self._nonce >= _MAX_NONCE:
             raise LocalProtocolError("transport nonce exhausted; open a new connection")
-        nonce = _NONCE.pack(self._nonce)
+        nonce = NONCE.pack(self._nonce)
         self._nonce += 1
         return self._aead.encrypt(nonce, plaintext, None)
 
@@ -83,7 +90,7 @@ class TransportCipher:
         """`encrypt`, writing the ciphertext into `out` (exactly `len(plaintext) + 16` bytes)."""
         if self._nonce >= _MAX_NONCE:
             raise LocalProtocolError("transport nonce exhausted; open a new connection")
-        nonce = _NONCE.pack(self._nonce)
+        nonce = NONCE.pack(self._nonce)
         self._nonce += 1
         self._aead.encrypt_into(nonce, plaintext, None, out)
 
@@ -91,7 +98,7 @@ class TransportCipher:
         if self._nonce >= _MAX_NONCE:
             raise DecryptFailed("transport nonce exhausted")
         try:
-            plaintext = self._aead.decrypt(_NONCE.pack(self._nonce), ciphertext, None)
+            plaintext = self._aead.decrypt(NONCE.pack(self._nonce), ciphertext, None)
         except InvalidTag:
             raise DecryptFailed(
                 f"transport message {self._nonce} failed authentication "
@@ -139,7 +146,7 @@ class FrameEncoder:
             frames.clear()
             self.sizes.clear()
             ciphertext = self._cipher.encrypt(_U32.pack(len(frame)) + frame)
-            return _U16.pack(len(ciphertext)) + ciphertext
+            return U16.pack(len(ciphertext)) + ciphertext
         plaintexts, size = self._messages()
         # Every message is encrypted straight into its place in one buffer of the exact size:
         # no ciphertext objects to join, and about half the memory at the peak. The peak is
@@ -181,7 +188,7 @@ class FrameEncoder:
                 stream[start : start + MAX_PLAINTEXT]
                 for start in range(0, stream_bytes, MAX_PLAINTEXT)
             )
-        return plaintexts, stream_bytes + messages * (_U16.size + TAG_BYTES)
+        return plaintexts, stream_bytes + messages * (U16.size + TAG_BYTES)
 
     def _encrypt_into(
         self, plaintexts: Iterator[bytes | memoryview], out: bytearray, pos: int
@@ -189,12 +196,12 @@ class FrameEncoder:
         """Write each plaintext's length-prefixed ciphertext into `out` from `pos`, in order;
         then forget the queued frames (which the plaintexts are made from)."""
         encrypt_into = self._cipher.encrypt_into
-        pack_into = _U16.pack_into
+        pack_into = U16.pack_into
         with memoryview(out) as view:
             for plaintext in plaintexts:
                 length = len(plaintext) + TAG_BYTES
                 pack_into(out, pos, length)
-                pos += _U16.size
+                pos += U16.size
                 encrypt_into(plaintext, view[pos : pos + length])
                 pos += length
         self.pending.clear()
