@@ -1,0 +1,118 @@
+"""Counts the daemon folds into its counters when they are read (``Counters.add_folder``):
+the driver's ``frames.in`` and the step executor's ``step.<Type>`` and ``frames.out``.
+
+Two in-process daemons over loopback, heartbeat off: every envelope counted is one the
+test sent, so the counts are exact, and reading them again (which folds again) must not
+change them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import trio
+
+from bbnode.daemon.driver import EngineDriver
+from bbnode.daemon.supervisor import Daemon
+from bbnode.engine.component import Component, Immediate
+from bbnode.ids import PeerId
+from tests.daemon._harness import free_port
+from tests.daemon._inprocess import inprocess_config
+
+#: Generous bound for every wait (a loaded CI machine), never a timing assertion.
+WAIT_S = 60
+#: One-way messages sent, one per engine cycle (so none are merged into one envelope).
+MESSAGES = 20
+
+
+class OneWay(Component):
+    """``send`` sends one one-way ``msg`` to ``peer``; ``msg`` counts arrivals."""
+
+    TYPE_NAME: ClassVar[str] = "oneway"
+    OPS: ClassVar[tuple[str, ...]] = ("send", "msg")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received = 0
+        self.arrived = trio.Event()
+
+    def dispatch(self, op: str, inputs: dict[str, Any], ctx: Any) -> Immediate:
+        if op == "send":
+            ctx.send(PeerId.from_bytes(inputs["peer"]), "oneway", "msg", inputs["n"])
+        elif op == "msg":
+            self.received += 1
+            self.arrived.set()
+        return Immediate()
+
+
+@asynccontextmanager
+async def two_daemons(tmp_path: Path) -> AsyncIterator[tuple[Daemon, Daemon, OneWay]]:
+    """``a`` bootstrapped to ``b`` and connected; the component receiving on ``b``."""
+    receiver = OneWay()
+    port_b = free_port()
+    b = Daemon(inprocess_config(tmp_path / "b", port_b), extra_components=[receiver])
+    with trio.fail_after(WAIT_S):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(b.serve)
+            await b.ready.wait()
+            assert b.backend is not None
+            b_peer = b.backend.driver.manager.local_peer
+            boot = f"/ip4/127.0.0.1/tcp/{port_b}/p2p/{b_peer}"
+            a = Daemon(inprocess_config(tmp_path / "a", None, boot), extra_components=[OneWay()])
+            nursery.start_soon(a.serve)
+            await a.ready.wait()
+            assert a.backend is not None
+            manager = a.backend.driver.manager
+            while not manager.is_connected(b_peer):  # noqa: ASYNC110 - owned by a's tasks
+                await trio.sleep(0.01)
+            yield a, b, receiver
+            a.request_stop()
+            b.request_stop()
+
+
+def _folded(counters: dict[str, int]) -> dict[str, int]:
+    return {
+        name: value
+        for name, value in counters.items()
+        if name.startswith("step.") or name in ("frames.in", "frames.out")
+    }
+
+
+async def test_folded_counts_are_exact_and_a_read_does_not_change_them(tmp_path: Path) -> None:
+    async with two_daemons(tmp_path) as (a, b, receiver):
+        assert a.backend is not None
+        assert b.backend is not None
+        b_peer = b.backend.driver.manager.local_peer.to_bytes()
+        # Connecting produced no steps (heartbeat off) and no envelopes.
+        assert _folded(a.counters.as_dict()) == {}
+        assert _folded(b.counters.as_dict()) == {}
+        for n in range(1, MESSAGES + 1):
+            receiver.arrived = trio.Event()
+
+            def send(d: EngineDriver, n: int = n) -> None:
+                d.node.invoke("oneway", "send", {"peer": b_peer, "n": n})
+
+            await a.backend.call(send)
+            with trio.fail_after(WAIT_S):
+                await receiver.arrived.wait()
+            # Read (and so fold) as traffic goes on, on both sides, each counter twice.
+            for _ in range(2):
+                assert a.counters.get("step.SendEnvelope") == n
+                assert a.counters.get("frames.out") == n
+                assert b.counters.get("frames.in") == n
+        assert receiver.received == MESSAGES
+
+        # Each `send` and each `msg` completed once; folding again adds nothing.
+        for _ in range(2):
+            assert _folded(a.counters.as_dict()) == {
+                "frames.out": MESSAGES,
+                "step.OpCompleted": MESSAGES,
+                "step.SendEnvelope": MESSAGES,
+            }
+            assert _folded(b.counters.as_dict()) == {
+                "frames.in": MESSAGES,
+                "step.OpCompleted": MESSAGES,
+            }
