@@ -44,7 +44,10 @@ DEFAULT_MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
 _MAX_FRAME_LIMIT: Final = 2**32 - 1
 _MAX_PROTOCOL_BYTES: Final = 256
 # Building FrameReceived through the slot descriptor skips the frozen-dataclass __init__,
-# which costs as much as decoding the frame; the object is identical (see events.py).
+# which costs as much as decoding the frame. The slot's own `__set__` is not guarded by the
+# frozen `__setattr__`, and that `__init__` does nothing but set `frame` (no other field, no
+# `__post_init__`), so the object equals `FrameReceived(frame)`; if the event ever gains a
+# field or validation, build it normally.
 _new_event: Final = object.__new__
 _set_frame: Final[Any] = FrameReceived.__dict__["frame"].__set__
 _BYTES_ONLY: Final = frozenset({bytes})
