@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
+from bbnode.daemon import supervisor
 from bbnode.daemon.gc_tuning import GEN0_THRESHOLD, tune_gc_for_serving
-from bbnode.daemon.supervisor import Daemon
+from bbnode.daemon.supervisor import Daemon, run_daemon
 from tests.daemon._inprocess import inprocess_config
 
 
@@ -18,9 +21,17 @@ from tests.daemon._inprocess import inprocess_config
 def gc_state() -> Iterator[None]:
     """Put the process's GC settings back as they were (they are process-wide)."""
     threshold = gc.get_threshold()
+    enabled = gc.isenabled()
     yield
     gc.unfreeze()
     gc.set_threshold(*threshold)
+    if enabled:
+        gc.enable()
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
 
 
 def test_tuning_freezes_what_exists_and_raises_the_first_threshold(gc_state: None) -> None:
@@ -30,6 +41,17 @@ def test_tuning_freezes_what_exists_and_raises_the_first_threshold(gc_state: Non
     assert gc.get_freeze_count() > 0
     assert all(o is not survivor for o in gc.get_objects())  # frozen: never walked again
     assert gc.get_threshold()[0] == GEN0_THRESHOLD
+
+
+def test_tuning_collects_startup_garbage_before_freezing_it(gc_state: None) -> None:
+    gc.unfreeze()
+    gc.disable()  # only the tuning may collect it
+    garbage = _Cycle()
+    ref = weakref.ref(garbage)
+    del garbage  # unreachable now, but a cycle: only the cyclic collector frees it
+    assert ref() is not None
+    tune_gc_for_serving()
+    assert ref() is None  # collected, not frozen forever
 
 
 async def _frozen_once_ready(tmp_path: Path, tune_gc: bool) -> int:
@@ -44,7 +66,9 @@ async def _frozen_once_ready(tmp_path: Path, tune_gc: bool) -> int:
     return frozen
 
 
-async def test_a_daemon_asked_to_tunes_the_gc_once_serving(tmp_path: Path, gc_state: None) -> None:
+async def test_a_daemon_asked_to_tune_the_gc_does_so_once_serving(
+    tmp_path: Path, gc_state: None
+) -> None:
     assert await _frozen_once_ready(tmp_path, tune_gc=True) > 0
     assert gc.get_threshold()[0] == GEN0_THRESHOLD
 
@@ -53,3 +77,25 @@ async def test_a_daemon_leaves_the_gc_alone_by_default(tmp_path: Path, gc_state:
     before = gc.get_threshold()
     assert await _frozen_once_ready(tmp_path, tune_gc=False) == 0
     assert gc.get_threshold() == before
+
+
+def test_bbnode_run_serves_a_daemon_that_tunes_the_gc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = inprocess_config(tmp_path / "state")
+    served: list[Daemon] = []
+
+    def run(serve: Callable[[], Any]) -> int:
+        daemon = getattr(serve, "__self__", None)
+        assert isinstance(daemon, Daemon)
+        assert serve == daemon.serve
+        served.append(daemon)
+        return 0
+
+    # Neither configures this process's logging nor serves: only the Daemon built matters.
+    monkeypatch.setattr(supervisor, "configure_logging", lambda level, fmt: None)
+    monkeypatch.setattr(supervisor.trio, "run", run)
+    assert run_daemon(config) == 0
+    assert len(served) == 1
+    assert served[0].config is config
+    assert served[0].tune_gc is True
