@@ -168,8 +168,8 @@ class Registry:
                 return False
             # Replaced, not failed: queued frames move to the survivor; any it cannot take
             # go back to the engine, which emits them again (to the survivor).
+            # (No kick: ``conn``'s writer starts in ``run``, after this, and takes its queue.)
             overflow = [item for item in existing.take_queued() if not conn.enqueue(item)]
-            conn.kick()
             existing.close("duplicate_connection")
             self._manager.counters.incr("conn.duplicate_closed")
             self._manager._conns[conn.peer] = conn
@@ -184,7 +184,6 @@ class Registry:
         refused = [
             item for item in self._manager._dialer.take_pending(conn.peer) if not conn.enqueue(item)
         ]
-        conn.kick()
         self._manager.counters.incr("conn.established")
         log.info(
             "peer_connected",
