@@ -444,13 +444,19 @@ def test_data_to_send_returns_a_new_buffer_each_call() -> None:
     i, r = connected_pair()
     i.send_frames([b"a" * 10, b"b" * 10])
     first = i.data_to_send()
+    assert isinstance(first, bytearray)  # a burst comes back as the buffer it was sealed in
     kept = bytes(first)
-    if isinstance(first, bytearray):
-        first[:] = bytes(len(first))  # the caller owns it: this must not reach later output
     i.send_frames([b"c" * 10, b"d" * 20])
+    second = i.data_to_send()
+    assert second is not first
+    assert bytes(first) == kept  # the second call did not write into the first buffer
+    first[:] = bytes(len(first))  # the caller owns it: this must not reach any output
+    i.send_frames([b"e" * 10, b"f" * 10])
+    third = i.data_to_send()
     r.receive_data(kept)
-    r.receive_data(i.data_to_send())
-    assert r.next_frames() == [b"a" * 10, b"b" * 10, b"c" * 10, b"d" * 20]
+    r.receive_data(second)
+    r.receive_data(third)
+    assert r.next_frames() == [b"a" * 10, b"b" * 10, b"c" * 10, b"d" * 20, b"e" * 10, b"f" * 10]
 
 
 def test_decoder_runs_of_equal_frames_stop_at_the_first_different_frame() -> None:
