@@ -8,6 +8,8 @@ which the next deadline must still be armed), and a later timer outliving both.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,6 +55,19 @@ class Timers(Component):
         return Immediate()
 
 
+@asynccontextmanager
+async def serving(tmp_path: Path, timers: Timers) -> AsyncIterator[Daemon]:
+    """A daemon with ``timers`` installed, ready; stopped on exit. The whole block runs
+    under the ``WAIT_S`` guard."""
+    daemon = Daemon(inprocess_config(tmp_path), extra_components=[timers])
+    with trio.fail_after(WAIT_S):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(daemon.serve)
+            await daemon.ready.wait()
+            yield daemon
+            daemon.request_stop()
+
+
 async def _run(daemon: Daemon, op: str, inputs: dict[str, Any]) -> None:
     """Run ``op`` at the current time: the engine's clock only moves when it is ticked."""
 
@@ -67,21 +82,16 @@ async def _run(daemon: Daemon, op: str, inputs: dict[str, Any]) -> None:
 async def test_timers_fire_in_deadline_order_as_the_wake_deadline_moves(tmp_path: Path) -> None:
     timers = Timers()
     timers.expected = 3
-    daemon = Daemon(inprocess_config(tmp_path), extra_components=[timers])
-    with trio.fail_after(WAIT_S):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(daemon.serve)
-            await daemon.ready.wait()
-            # "late" first, so the driver waits for it; "early" must pull the wait forward.
-            await _run(daemon, "arm", {"plan": [("late", 1500)]})
-            await _run(daemon, "arm", {"plan": [("early", 30)]})
-            await timers.first_fired.wait()
-            # The driver now waits for "cancelled"; cancelling it leaves that deadline behind:
-            # the driver turns for nothing then, and must still arm "middle" afterwards.
-            await _run(daemon, "arm", {"plan": [("cancelled", 1000), ("middle", 1200)]})
-            await _run(daemon, "cancel", {"name": "cancelled"})
-            await timers.all_fired.wait()
-            daemon.request_stop()
+    async with serving(tmp_path, timers) as daemon:
+        # "late" first, so the driver waits for it; "early" must pull the wait forward.
+        await _run(daemon, "arm", {"plan": [("late", 1500)]})
+        await _run(daemon, "arm", {"plan": [("early", 30)]})
+        await timers.first_fired.wait()
+        # The driver now waits for "cancelled"; cancelling it leaves that deadline behind:
+        # the driver turns for nothing then, and must still arm "middle" afterwards.
+        await _run(daemon, "arm", {"plan": [("cancelled", 1000), ("middle", 1200)]})
+        await _run(daemon, "cancel", {"name": "cancelled"})
+        await timers.all_fired.wait()
     assert timers.fired == ["early", "middle", "late"]
 
 
@@ -90,19 +100,14 @@ async def test_timer_armed_after_idle_counts_from_now(tmp_path: Path) -> None:
     quiet spell never fires early (it would if it counted from the last tick)."""
     timers = Timers()
     timers.expected = 1
-    daemon = Daemon(inprocess_config(tmp_path), extra_components=[timers])
-    with trio.fail_after(WAIT_S):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(daemon.serve)
-            await daemon.ready.wait()
-            await trio.sleep(0.5)  # idle: heartbeat off, no timer due, no ticks needed
-            assert daemon.backend is not None
-            armed_at = trio.current_time()
-            await daemon.backend.call(
-                lambda d: d.node.invoke("timers", "arm", {"plan": [("after_idle", 300)]})
-            )
-            await timers.all_fired.wait()
-            daemon.request_stop()
+    async with serving(tmp_path, timers) as daemon:
+        await trio.sleep(0.5)  # idle: heartbeat off, no timer due, no ticks needed
+        assert daemon.backend is not None
+        armed_at = trio.current_time()
+        await daemon.backend.call(
+            lambda d: d.node.invoke("timers", "arm", {"plan": [("after_idle", 300)]})
+        )
+        await timers.all_fired.wait()
     # A lower bound only (firing late on a loaded machine is fine); the driver lets the
     # engine's clock lag by at most TICK_SLACK_NS (1 ms).
     assert timers.fired_at["after_idle"] - armed_at >= 0.3 - 0.002
