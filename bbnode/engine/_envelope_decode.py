@@ -175,18 +175,8 @@ def decode_parts_msgpack(
             errors = []
         errors.append(_fill_error(i, f, limits))
 
-    if correlation is not NO_CORRELATION:
-        kind = req_id = None
-        if type(correlation) is dict:
-            kind = correlation.get("kind")
-            req_id = correlation.get("wire_req_id")
-        if type(kind) is int and type(req_id) is int and 0 <= kind <= 2 and 0 <= req_id <= U64_MAX:
-            if kind == 0 and req_id == 0:
-                correlation = NO_CORRELATION
-            else:
-                correlation = Correlation(KINDS[kind], req_id)
-        else:
-            correlation = _decode_correlation(correlation, size)  # raises the precise error
+    if correlation is not NO_CORRELATION:  # present (absent is the shared default)
+        correlation = _decode_correlation(correlation, size)
 
     if deadline is not None and not (type(deadline) is int and 0 <= deadline <= U64_MAX):
         raise EnvelopeDecodeError(
@@ -207,23 +197,25 @@ def decode_parts_msgpack(
 
 
 def _decode_correlation(raw: object, size: int) -> Correlation:
-    if type(raw) is not dict:
-        raise EnvelopeDecodeError(f"correlation: expected a map, got {_kind(raw)}", size)
-    kind = raw.get("kind", _MISSING)
-    req_id = raw.get("wire_req_id", _MISSING)
-    if type(kind) is not int or not 0 <= kind < len(KINDS):
-        raise EnvelopeDecodeError(
-            f"correlation.kind: expected 0 (none), 1 (request) or 2 (response), got "
-            f"{kind if type(kind) is int else _kind(kind)}",
-            size,
-        )
-    if type(req_id) is not int or not 0 <= req_id <= U64_MAX:
+    """The correlation map `raw` as a `Correlation` (`NO_CORRELATION` for kind 0, id 0)."""
+    if type(raw) is dict:
+        kind = raw.get("kind", _MISSING)
+        req_id = raw.get("wire_req_id", _MISSING)
+        if type(kind) is int and type(req_id) is int and 0 <= kind <= 2 and 0 <= req_id <= U64_MAX:
+            if kind == 0 and req_id == 0:
+                return NO_CORRELATION
+            return Correlation(KINDS[kind], req_id)  # 0..2 are the indices of KINDS
+        # Off the hot path from here: say which field is wrong.
+        if type(kind) is not int or not 0 <= kind < len(KINDS):
+            raise EnvelopeDecodeError(
+                f"correlation.kind: expected 0 (none), 1 (request) or 2 (response), got "
+                f"{kind if type(kind) is int else _kind(kind)}",
+                size,
+            )
         raise EnvelopeDecodeError(
             f"correlation.wire_req_id: expected a u64, got {_kind(req_id)}", size
         )
-    if kind == 0 and req_id == 0:
-        return NO_CORRELATION
-    return Correlation(KINDS[kind], req_id)
+    raise EnvelopeDecodeError(f"correlation: expected a map, got {_kind(raw)}", size)
 
 
 def _decode_addresses(
