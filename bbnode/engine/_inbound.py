@@ -116,7 +116,7 @@ class InboundMixin(SyscallsMixin):
             self.steps.append(WireDecodeFailed(frame_hash, len(data), exc.detail))
             return
         fills, fill_errors, correlation, deadline, _dest, src_addresses, _rtt = parts
-        if self.suspects and src.to_bytes() in self.suspects:
+        if self.suspects:  # else `record_success` has nothing to clear
             self.record_success(src)
         if src_addresses and (cached is None or cached[0] != src_addresses):
             self._merge_sources(src, src_addresses, token)
