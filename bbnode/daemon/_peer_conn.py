@@ -23,7 +23,6 @@ Idle = nothing received *and* nothing written for ``idle_timeout_s``.
 
 from __future__ import annotations
 
-import math
 import os
 from collections import deque
 from collections.abc import Coroutine
@@ -249,14 +248,25 @@ class PeerConnection:
         # cancelled by trio consumed nothing).
         self._active_at = trio.current_time()
         while True:
-            with trio.CancelScope(deadline=self._active_at + self.idle_timeout_s) as idle:
-                await self._read_loop(ingress, idle)
-            if trio.current_time() >= self._active_at + self.idle_timeout_s:
+            held = None  # stays None when the idle scope fires
+            with trio.CancelScope(deadline=self._active_at + self.idle_timeout_s):
+                held = await self._read_loop(ingress)
+            if held is not None:
+                # The driver is behind: waiting is backpressure, not idling. Outside the
+                # idle scope, which may have fired already (a deadline that passes during a
+                # shielded checkpoint cancels the scope for good, whatever its deadline
+                # becomes), and would take the item with it.
+                try:
+                    await ingress.send(held)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    raise ConnectionClosed("reset") from exc
+                self._active_at = trio.current_time()
+            elif trio.current_time() >= self._active_at + self.idle_timeout_s:
                 raise ConnectionClosed("idle_timeout")
 
-    async def _read_loop(
-        self, ingress: trio.MemorySendChannel[DriverInput], idle: trio.CancelScope
-    ) -> None:
+    async def _read_loop(self, ingress: trio.MemorySendChannel[DriverInput]) -> FramesIn | None:
+        """Read and forward until the idle scope fires, or return the item the driver's
+        channel has no room for (the caller waits for room)."""
         secure = self.secure
         peer = self.peer
         receive_some = self._receive_direct if self._fd >= 0 else self.stream.receive_some
@@ -275,12 +285,7 @@ class PeerConnection:
                     try:
                         ingress.send_nowait(item)
                     except trio.WouldBlock:
-                        # The driver is behind: waiting here is backpressure, not idling
-                        # (and the item must not be lost to the idle deadline).
-                        idle.deadline = math.inf
-                        await ingress.send(item)
-                        self._active_at = trio.current_time()
-                        idle.deadline = self._active_at + self.idle_timeout_s
+                        return item
                     if secure.state is not _ESTABLISHED:
                         continue  # an error after those frames: the next call raises it
                 data = await receive_some(RECEIVE_BYTES)

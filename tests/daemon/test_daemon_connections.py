@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from functools import partial
 
 import trio
@@ -20,6 +22,7 @@ from bbnode.daemon.policy import NetworkPolicy
 from bbnode.ids import Address, PeerId
 from bbnode.wire import IdentityKey, SecureConnection
 from tests.daemon._sides import connected_address, side, wait_until
+from tests.wire.wire_helpers import connected_pair
 
 
 async def test_dial_handshake_and_frames_both_ways() -> None:
@@ -310,3 +313,63 @@ async def test_frames_cut_short_on_a_replaced_connection_are_reported() -> None:
 async def _drain(inbox: trio.MemoryReceiveChannel[DriverInput]) -> None:
     async for _ in inbox:
         pass
+
+
+@dataclass
+class _ReadsOutlastingTheIdleDeadline(trio.abc.Stream):
+    """A socket stream (no ``socket`` attribute: the reader uses ``receive_some``) whose
+    reads complete only after the reader's idle deadline has passed, as a read that
+    finishes in a shielded checkpoint does."""
+
+    inner: trio.SocketStream
+    idle_s: float
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        data = await self.inner.receive_some(max_bytes)
+        with trio.CancelScope(shield=True):
+            await trio.sleep(2 * self.idle_s)
+        return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_frames_waiting_for_a_full_driver_channel_survive_the_idle_deadline() -> None:
+    idle_s = 0.05
+    initiator, responder = connected_pair()
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    async with (
+        AsyncExitStack() as stack,
+        listeners[0],
+        await trio.open_tcp_stream("127.0.0.1", port) as client,
+    ):
+        server = await listeners[0].accept()
+        stack.push_async_callback(server.aclose)
+        conn = PeerConnection(
+            peer=PeerId.from_u64(1),
+            address=Address.tcp("127.0.0.1", port),
+            host="127.0.0.1",
+            inbound=True,
+            stream=_ReadsOutlastingTheIdleDeadline(server, idle_s),
+            secure=responder,
+            queue_frames=10,
+            idle_timeout_s=idle_s,
+        )
+        # No room in the driver's channel until the driver takes the item.
+        ingress, driver = trio.open_memory_channel[DriverInput](0)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn.run, ingress)
+            initiator.send_frame(b"one")
+            await client.send_all(initiator.data_to_send())
+            await wait_until(lambda: conn.frames_in == 1)  # read, and the driver is not ready
+            with trio.fail_after(5):
+                item = await driver.receive()
+            assert item == FramesIn(conn.peer, [b"one"])
+            conn.close("test_done")
