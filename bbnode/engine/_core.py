@@ -130,9 +130,10 @@ class EngineCore:
         self.suspects: set[bytes] = set()
         # contexts are reused per op site (a context is only valid during its dispatch)
         self.contexts: dict[int, Any] = {}
-        # per peer: (last src_peer_addresses merged, which skips re-parsing unchanged ones;
-        # the governor's `policy_token` when it last let the peer in, which skips asking it
-        # again until its policy changes). Only the addresses go into snapshots.
+        # per peer: (last src_peer_addresses merged, which skips re-parsing unchanged ones, ()
+        # for a peer that has sent none; the governor's `policy_token` when it last let the
+        # peer in, which skips asking it again until its policy changes). Only the addresses
+        # go into snapshots. Bounded by `_inbound._remember_source`.
         self.src_cache: dict[PeerId, tuple[tuple[bytes, ...], object]] = {}
         self.suffix_cache: dict[tuple[str, str], bytes] = {}
         self.type_hash_cache: dict[type, int] = {}

@@ -120,7 +120,9 @@ class InboundMixin(SyscallsMixin):
             self.record_success(src)
         if src_addresses and (cached is None or cached[0] != src_addresses):
             self._merge_sources(src, src_addresses, token)
-        elif cached is not None and cached[1] is not token:
+        elif cached is None:  # a first envelope without addresses: still cache the token
+            self._remember_source(src, (), token)
+        elif cached[1] is not token:
             self.src_cache[src] = (cached[0], token)  # a known key keeps its place
         if fill_errors:
             for error in fill_errors:
@@ -179,6 +181,14 @@ class InboundMixin(SyscallsMixin):
                 addresses.append(address)
         if addresses:
             self.book.insert(src, addresses, ref=False)
+        self._remember_source(src, raw, token)
+
+    def _remember_source(self, src: PeerId, raw: tuple[bytes, ...], token: object) -> None:
+        """Cache `src`'s last source addresses and the policy token it was let in under.
+
+        Bounded: a cache holding twice the address book's cap is emptied first (every peer then
+        pays one `check_inbound` again), so fresh peer ids cannot grow it without limit.
+        """
         cache = self.src_cache
         if len(cache) >= 2 * self.config.address_book_cap:
             cache.clear()
