@@ -144,6 +144,7 @@ class Engine(InboundMixin):
         cls = result.__class__
         if cls is Immediate:
             outputs = result.outputs  # type: ignore[union-attr]
+            state = self.execs.get(exec_id)  # None if its record is gone (finish_exec allows it)
             if outputs is not None:
                 if outputs.__class__ is not dict and not isinstance(outputs, dict):
                     detail = (
@@ -151,11 +152,10 @@ class Engine(InboundMixin):
                     )
                     self.op_failed(site, exec_id, "invalid_output", detail)
                     return
-                if outputs:
-                    self.execs[exec_id].outputs_written += len(outputs)
+                if outputs and state is not None:
+                    state.outputs_written += len(outputs)
             self.steps.append(OpCompleted(site, exec_id, outputs))
             # finish_exec, inlined: this runs once per op
-            state = self.execs.get(exec_id)
             if state is not None and not state.finished:
                 state.finished = True
                 self.finished.append(exec_id)
