@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from bbnode.engine._core import OutboundItem
 from bbnode.engine.envelope import CorrelationKind, SlotFill, WireEnvelope
 from bbnode.engine.steps import SendEnvelope
 from bbnode.ids import PeerId
@@ -24,8 +25,6 @@ __all__ = ["COALESCE_MAX_BYTES", "send_steps"]
 #: Payload + suffix bytes one merged envelope may carry; a bigger send goes alone.
 COALESCE_MAX_BYTES: Final = 60 * 1024
 _NONE: Final = CorrelationKind.NONE
-
-Outbound = tuple[PeerId, WireEnvelope, bool]
 
 
 class _Run:
@@ -75,7 +74,7 @@ def _mergeable_size(envelope: WireEnvelope) -> int:
     return sum(len(fill.payload) + len(fill.dest_suffix) for fill in envelope.fills)
 
 
-def send_steps(outbound: list[Outbound], max_fills: int) -> list[SendEnvelope]:
+def send_steps(outbound: list[OutboundItem], max_fills: int) -> list[SendEnvelope]:
     """The `SendEnvelope` steps for `outbound` (in order), merged as the module docstring says."""
     if len(outbound) == 1 or max_fills == 1:  # one request or response per cycle is common
         return [SendEnvelope(envelope, peer, again) for peer, envelope, again in outbound]
