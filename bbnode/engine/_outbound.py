@@ -55,12 +55,9 @@ class OutboundMixin(EngineCore):
         if not addresses:
             self.resolve_failed.append(PeerResolveFailed(peer, op_ref, exec_id))
             return None
+        # Positional: cheaper than keywords, and this runs once per sent envelope.
         return WireEnvelope(
-            fills=(fill,),
-            dest_peer_addresses=addresses,
-            correlation=correlation,
-            remaining_deadline_ns=remaining_deadline_ns,
-            src_peer_addresses=self.src_addr_bytes,
+            (fill,), addresses, correlation, remaining_deadline_ns, (), self.src_addr_bytes
         )
 
     def gate_send(self, peer: PeerId, envelope: WireEnvelope, op_ref: int, exec_id: int) -> None:

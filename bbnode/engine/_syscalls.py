@@ -17,7 +17,6 @@ from bbnode.engine.envelope import (
     Correlation,
     CorrelationKind,
     SlotFill,
-    WireEnvelope,
     type_hash_of,
 )
 from bbnode.engine.errors import OpError
@@ -130,16 +129,16 @@ class SyscallsMixin(OutboundMixin):
         else:
             ttl = max(0, _check_time("send: deadline_ns", deadline_ns) - self.now_ns)
         reply_site = site if reply_op is None else self.site_of(component, reply_op)
-        addresses = self.book.lookup_bytes(peer)
-        if not addresses:
-            self.build_envelope(peer, fill, _NO_CORRELATION, ttl, site, exec_id)
+        # The envelope carries the token `start` will hand out, but the request is started
+        # only once the peer has an address (else there is nothing to wait for).
+        requests = self.requests
+        correlation = Correlation(_REQUEST, requests.next_token)
+        envelope = self.build_envelope(peer, fill, correlation, ttl, site, exec_id)
+        if envelope is None:
             return 0
         # Outside an execution (on_install) there is no op to park: the response is dropped.
         parked = None if reply_site == 0 else [reply_site, exec_id]
-        wire_req_id = self.requests.start(peer, self.now_ns, ttl, parked)
-        correlation = Correlation(_REQUEST, wire_req_id)
-        # `build_envelope`, inlined: the addresses were just looked up.
-        envelope = WireEnvelope((fill,), addresses, correlation, ttl, (), self.src_addr_bytes)
+        wire_req_id = requests.start(peer, self.now_ns, ttl, parked)
         self.gate_send(peer, envelope, site, exec_id)
         return wire_req_id
 
