@@ -16,6 +16,10 @@ from tests.harness import Network
 
 P1, P2 = PeerId.from_u64(1), PeerId.from_u64(2)
 DEST = (b"\x04\x7f\x00\x00\x01\x06\x1c\xe8",)
+OTHER_DEST = (b"\x04\x7f\x00\x00\x01\x06\x1c\xe9",)
+SRC = (b"\x04\x7f\x00\x00\x01\x06\x1c\xea",)
+SUFFIX = b"/x"
+NO_CORRELATION = Correlation()
 
 
 def _net(n: int = 3, **config: int) -> Network:
@@ -66,31 +70,32 @@ def test_a_request_is_never_merged_and_keeps_its_place_in_the_order() -> None:
     node.invoke("echo", "notify", {"to": to, "value": "c"})
     net.run_until_quiet()
     sends = net.of_type(0, SendEnvelope)
-    kinds = [(step.envelope.correlation.kind, len(step.envelope.fills)) for step in sends[:3]]
+    kinds = [(s.peer, s.envelope.correlation.kind, len(s.envelope.fills)) for s in sends]
     assert kinds == [
-        (CorrelationKind.NONE, 2),
-        (CorrelationKind.REQUEST, 1),
-        (CorrelationKind.NONE, 1),
+        (to, CorrelationKind.NONE, 2),
+        (to, CorrelationKind.REQUEST, 1),
+        (to, CorrelationKind.NONE, 1),
+    ]
+    replies = net.of_type(1, SendEnvelope)
+    assert [(s.peer, s.envelope.correlation.kind) for s in replies] == [
+        (net.peers[0], CorrelationKind.RESPONSE)
     ]
     assert _got(net, 1) == ["a", "b", "req", "c"]
     assert [msgpack.unpackb(e.value_bytes) for e in net.of_type(0, AppEvent)] == [["req", None]]
 
 
-def test_max_fills_per_envelope_caps_a_merged_envelope() -> None:
-    net = _net(max_fills_per_envelope=4)
-    for k in range(10):
+@pytest.mark.parametrize(
+    ("max_fills", "sends", "fills"),
+    [(4, 10, [4, 4, 2]), (1, 3, [1, 1, 1])],
+    ids=["caps_a_merged_envelope", "of_one_sends_one_envelope_per_send"],
+)
+def test_max_fills_per_envelope(max_fills: int, sends: int, fills: list[int]) -> None:
+    net = _net(max_fills_per_envelope=max_fills)
+    for k in range(sends):
         net.nodes[0].invoke("echo", "notify", {"to": net.peers[1], "value": k})
     net.run_until_quiet()
-    assert _fills(net.of_type(0, SendEnvelope)) == [4, 4, 2]
-    assert _got(net, 1) == list(range(10))
-
-
-def test_max_fills_per_envelope_of_one_sends_one_envelope_per_send() -> None:
-    net = _net(max_fills_per_envelope=1)
-    for k in range(3):
-        net.nodes[0].invoke("echo", "notify", {"to": net.peers[1], "value": k})
-    net.run_until_quiet()
-    assert _fills(net.of_type(0, SendEnvelope)) == [1, 1, 1]
+    assert _fills(net.of_type(0, SendEnvelope)) == fills
+    assert _got(net, 1) == list(range(sends))
 
 
 @pytest.mark.parametrize("value", [0, -1, 257, True])
@@ -101,30 +106,40 @@ def test_max_fills_per_envelope_is_checked(value: int) -> None:
 
 def _one_way(payload: bytes, deadline: int | None = None, **fields: object) -> WireEnvelope:
     return WireEnvelope(
-        fills=(SlotFill(b"/x", payload),),
-        dest_peer_addresses=DEST,
-        remaining_deadline_ns=deadline,
-        **fields,  # type: ignore[arg-type]
+        **{  # type: ignore[arg-type]
+            "fills": (SlotFill(SUFFIX, payload),),
+            "dest_peer_addresses": DEST,
+            "remaining_deadline_ns": deadline,
+            **fields,
+        }
     )
 
 
-def test_a_run_stops_at_the_byte_cap_and_a_big_send_goes_alone() -> None:
-    half = bytes(COALESCE_MAX_BYTES // 2)
-    big = bytes(COALESCE_MAX_BYTES + 1)
-    small = b"s"
-    outbound = [(P1, _one_way(p), False) for p in (half, small, half, big, small)]
-    steps = send_steps(outbound, 256)
-    assert [[f.payload for f in s.envelope.fills] for s in steps] == [
-        [half, small],
-        [half],
-        [big],
-        [small],
-    ]
+# A payload that makes a fill (payload + suffix) exactly half the byte cap.
+HALF = bytes(COALESCE_MAX_BYTES // 2 - len(SUFFIX))
+BIG = bytes(COALESCE_MAX_BYTES + 1)
+
+
+@pytest.mark.parametrize(
+    ("payloads", "envelopes"),
+    [
+        ([HALF, HALF], [[HALF, HALF]]),  # payloads + suffixes exactly at the cap: merged
+        ([HALF, HALF, b""], [[HALF, HALF], [b""]]),  # a suffix alone is past the cap
+        ([HALF, HALF + b"1"], [[HALF], [HALF + b"1"]]),  # one byte past the cap
+        ([b"s", BIG, b"s"], [[b"s"], [BIG], [b"s"]]),  # a send over the cap goes alone
+    ],
+    ids=["at_the_cap", "suffix_counts", "one_byte_over", "big_goes_alone"],
+)
+def test_a_run_stops_at_the_byte_cap(payloads: list[bytes], envelopes: list[list[bytes]]) -> None:
+    steps = send_steps([(P1, _one_way(p), False) for p in payloads], 256)
+    assert [[f.payload for f in s.envelope.fills] for s in steps] == envelopes
 
 
 def test_only_envelopes_alike_in_all_but_their_fills_are_merged() -> None:
     rtt = ((P2.to_bytes(), 5),)
     response = Correlation(CorrelationKind.RESPONSE, 7)
+    # Alike but for one field each (the comment names it), from b"8" on with other addresses.
+    far = {"dest_peer_addresses": OTHER_DEST, "src_peer_addresses": SRC}
     outbound = [
         (P1, _one_way(b"1"), False),
         (P1, _one_way(b"2", deadline=5), False),  # another deadline
@@ -133,6 +148,10 @@ def test_only_envelopes_alike_in_all_but_their_fills_are_merged() -> None:
         (P1, _one_way(b"5", deadline=5, correlation=response), True),  # a response
         (P1, _one_way(b"6", deadline=5), True),
         (P1, _one_way(b"7", deadline=5), True),
+        (P1, _one_way(b"8", 5, dest_peer_addresses=OTHER_DEST), True),  # destination addresses
+        (P1, _one_way(b"9", 5, **far), True),  # source addresses
+        (P1, _one_way(b"a", 5, **far, schema_version=2), True),  # schema version
+        (P1, _one_way(b"b", 5, **far, schema_version=2), True),
     ]
     steps = send_steps(outbound, 256)
     assert [[f.payload for f in s.envelope.fills] for s in steps] == [
@@ -142,6 +161,19 @@ def test_only_envelopes_alike_in_all_but_their_fills_are_merged() -> None:
         [b"4"],
         [b"5"],
         [b"6", b"7"],
+        [b"8"],
+        [b"9"],
+        [b"a", b"b"],
     ]
-    assert [s.redelivered for s in steps] == [False, False, True, True, True, True]
-    assert steps[-1].envelope.remaining_deadline_ns == 5
+    alone = [SendEnvelope(env, peer, again) for peer, env, again in outbound]
+    fill = {payload: SlotFill(SUFFIX, payload) for payload in (b"6", b"7", b"a", b"b")}
+    assert steps == [
+        *alone[:5],
+        SendEnvelope(WireEnvelope((fill[b"6"], fill[b"7"]), DEST, NO_CORRELATION, 5), P1, True),
+        *alone[7:9],
+        SendEnvelope(
+            WireEnvelope((fill[b"a"], fill[b"b"]), OTHER_DEST, NO_CORRELATION, 5, (), SRC, 2),
+            P1,
+            True,
+        ),
+    ]
