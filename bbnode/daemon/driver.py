@@ -118,7 +118,6 @@ class EngineDriver:
         self._next_snapshot_at = trio.current_time() + settings.snapshot_interval_s
         # Armed by start_watchdog() once READY=1 went out: systemd expects READY first.
         self._next_watchdog_at = math.inf
-        self._draining = False
         #: Frames received this run, and how many of them ``counters`` holds as
         #: ``frames.in``: the rest are folded in when the counters are read (a counter
         #: call per socket read cost more than the attribute update).
