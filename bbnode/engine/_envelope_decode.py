@@ -50,6 +50,7 @@ from bbnode.engine._envelope_types import (
     SlotFill,
     WireEnvelope,
 )
+from bbnode.ids import MAX_PEER_ID_BYTES
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -62,8 +63,6 @@ __all__ = [
 
 DEFAULT_LIMITS: Final = EnvelopeLimits()
 
-# A PeerId is a multihash of at most 128 bytes (bbnode.ids._MAX_PEER_ID_BYTES).
-_MAX_PEER_ID_BYTES: Final = 128
 _FILL_KEYS: Final = ("dest_suffix", "payload", "trigger_only", "type_hash")
 _MISSING: Final[Any] = object()
 _unpackb: Final = msgpack.unpackb
@@ -266,12 +265,12 @@ def _decode_rtt_reports(
             type(item) is list
             and len(item) == 2
             and type(item[0]) is bytes
-            and 0 < len(item[0]) <= _MAX_PEER_ID_BYTES
+            and 0 < len(item[0]) <= MAX_PEER_ID_BYTES
             and type(item[1]) is int
             and 0 <= item[1] <= U64_MAX
         ):
             raise EnvelopeDecodeError(
-                f"edge_rtt_reports[{i}]: expected [peer id bin of 1..{_MAX_PEER_ID_BYTES} bytes, "
+                f"edge_rtt_reports[{i}]: expected [peer id bin of 1..{MAX_PEER_ID_BYTES} bytes, "
                 f"rtt_ns u64], got {_kind(item)}",
                 size,
             )
