@@ -1,8 +1,9 @@
 """The wire envelope's value types, its decoding caps and its two error types.
 
 Pure data: no I/O, no clock. `bbnode.engine.envelope` is the public face; the codec lives in
-`_envelope_codec.py`. Field names are the upstream `WireEnvelope`'s (bb-runtime) so that a
-msgpack envelope written by either side reads the same on the other (SPEC §3.6).
+`_envelope_encode.py` and `_envelope_decode.py`. Field names are the upstream `WireEnvelope`'s
+(bb-runtime) so that a msgpack envelope written by either side reads the same on the other
+(SPEC §3.6).
 
 Constructors do not validate, on purpose: the decoder builds these on the hot path after it has
 already checked every field, and a second check would double its cost. A locally built envelope

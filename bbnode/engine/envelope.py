@@ -1,6 +1,7 @@
 """The wire envelope: what one node sends another, and its msgpack codec (SPEC §3.6).
 
-Public face of `_envelope_types` (values, caps, errors) and `_envelope_codec` (encode/decode).
+Public face of `_envelope_types` (values, caps, errors) and of the codec (`_envelope_encode`,
+`_envelope_decode`).
 Error hierarchy: `EnvelopeDecodeError` is the remote error (a peer sent a malformed envelope;
 per-fill problems are returned as `FillError` values instead), `EnvelopeEncodeError` the local
 one (the caller built an envelope the wire cannot carry). Both are `ValueError`s.
