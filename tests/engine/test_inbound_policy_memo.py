@@ -77,17 +77,34 @@ def test_lifting_a_ban_or_a_sweep_keeps_the_token_and_adding_one_renews_it() -> 
     assert PeerGovernor().policy_token is not PeerGovernor().policy_token
 
 
-def test_a_ban_that_expired_stays_lifted_and_a_peer_without_addresses_is_asked_each_time() -> None:
+def test_a_ban_that_expired_stays_lifted() -> None:
     node = _node()
     node.block_peer(P1, until_ns=10)
     assert _received(node, 1) == [PeerBlocked(P1, "blocklisted")]
     node.tick(10)
     assert _got(2) in _received(node, 2)
-    node.deliver_inbound(P2, _frame(3, src=()))
-    assert _got(3, P2) in node.poll()
+
+
+def test_a_peer_without_addresses_is_asked_once_then_remembered_until_a_ban(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    node = _node()
+    asked: list[PeerId] = []
+    check = PeerGovernor.check_inbound
+
+    def counting(governor: PeerGovernor, peer: PeerId, now_ns: int) -> Any:
+        asked.append(peer)
+        return check(governor, peer, now_ns)
+
+    monkeypatch.setattr(PeerGovernor, "check_inbound", counting)
+    for value in (3, 4, 5):
+        node.deliver_inbound(P2, _frame(value, src=()))
+        assert _got(value, P2) in node.poll()
+    assert asked == [P2]
     node.block_peer(P2)
-    node.deliver_inbound(P2, _frame(4, src=()))
+    node.deliver_inbound(P2, _frame(6, src=()))
     assert node.poll() == [PeerBlocked(P2, "blocklisted")]
+    assert asked == [P2, P2]
 
 
 def test_a_restored_node_asks_its_own_governor() -> None:
