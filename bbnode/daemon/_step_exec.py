@@ -104,8 +104,7 @@ class StepExecutor:
         counts.clear()
 
     def _addresses_for(self, peer: PeerId, envelope: Any) -> list[Address]:
-        if self._driver.manager.is_connected(peer):
-            return []  # parsing addresses costs more than the rest of a send
+        """Where to dial ``peer``: the envelope's destination addresses, then static ones."""
         found: list[Address] = []
         for raw in envelope.dest_peer_addresses:
             try:
@@ -124,9 +123,12 @@ class StepExecutor:
         self._driver.known_peers.add(peer)
         manager = self._driver.manager
         conn = manager.connection(peer)
-        if conn is not None and conn.enqueue(item):
-            return  # the hot path: a live connection with room
-        reason = manager.send(peer, item, self._addresses_for(peer, envelope))
+        if conn is None:  # addresses are parsed only here: it costs more than a send
+            reason = manager.queue_for_dial(peer, item, self._addresses_for(peer, envelope))
+        elif conn.enqueue(item):
+            return  # the hot path: a live connection with room (flushed at the end of the turn)
+        else:
+            reason = manager.refused(conn)
         if reason is not None:
             self._driver.node.send_failed(peer, req_id or 0, reason)
 

@@ -263,14 +263,26 @@ class ConnectionManager:
         ``no_address``); the caller reports that to the engine as ``SendFailed``.
         """
         conn = self._conns.get(peer)
-        if conn is not None:
-            if conn.enqueue(item):
-                conn.kick()
-                return None
-            if conn.closing:
-                return "connection_closing"
-            self.counters.incr("send.dropped_queue_full")
-            return "send_queue_full"
+        if conn is None:
+            return self.queue_for_dial(peer, item, addresses)
+        if conn.enqueue(item):
+            conn.kick()
+            return None
+        return self.refused(conn)
+
+    def refused(self, conn: PeerConnection) -> str:
+        """Why ``conn`` did not take a frame (``connection_closing`` or ``send_queue_full``),
+        counted as ``send.dropped_<reason>`` like every send failure."""
+        if conn.closing:
+            self.counters.incr("send.dropped_connection_closing")
+            return "connection_closing"
+        self.counters.incr("send.dropped_queue_full")
+        return "send_queue_full"
+
+    def queue_for_dial(
+        self, peer: PeerId, item: OutboundFrame, addresses: Iterable[Address]
+    ) -> str | None:
+        """``send`` for a peer with no connection: queue ``item`` and dial (see ``send``)."""
         return self._dialer.queue(peer, item, addresses)
 
     def dial(self, peer: PeerId, addresses: Sequence[Address]) -> bool:

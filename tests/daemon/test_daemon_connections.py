@@ -197,6 +197,11 @@ async def test_frames_queued_on_a_closing_connection_are_reported_unsent() -> No
         for item in queued:
             assert conn.enqueue(item)
         conn.close("test_close")
+        # Closing, not yet unregistered (that takes its tasks a checkpoint): a new frame is
+        # refused, and counted like every send failure.
+        assert a.manager.connection(b.peer) is conn
+        assert a.manager.send(b.peer, OutboundFrame(b"late"), []) == "connection_closing"
+        assert a.manager.counters.get("send.dropped_connection_closing") == 1
         unsent = await a.expect(UnsentIn)
         assert unsent == UnsentIn(b.peer, queued, "connection_test_close")
         assert await a.expect(Disconnected) == Disconnected(b.peer, "test_close")
