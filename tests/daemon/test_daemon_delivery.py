@@ -24,11 +24,7 @@ from bbnode.daemon.supervisor import Daemon
 from bbnode.engine import steps
 from bbnode.engine.component import Component, Immediate
 from bbnode.ids import PeerId
-from tests.daemon._harness import free_port
-from tests.daemon._inprocess import inprocess_config
-
-#: Generous bound for every wait (a loaded CI machine), never a timing assertion.
-WAIT_S = 60
+from tests.daemon._pair import WAIT_S, connected_daemons
 
 
 class Sink(Component):
@@ -78,28 +74,8 @@ class Pair:
 async def two_daemons(tmp_path: Path, heartbeat: bool = True) -> AsyncIterator[Pair]:
     """Daemon ``b`` listening, daemon ``a`` bootstrapped to it and connected."""
     a_sink, b_sink = Sink(), Sink()
-    port_b = free_port()
-    b = Daemon(
-        inprocess_config(tmp_path / "b", port_b, heartbeat=heartbeat), extra_components=[b_sink]
-    )
-    with trio.fail_after(WAIT_S):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(b.serve)
-            await b.ready.wait()
-            assert b.backend is not None
-            b_peer = b.backend.driver.manager.local_peer
-            boot = f"/ip4/127.0.0.1/tcp/{port_b}/p2p/{b_peer}"
-            a_config = inprocess_config(tmp_path / "a", None, boot, heartbeat)
-            a = Daemon(a_config, extra_components=[a_sink])
-            nursery.start_soon(a.serve)
-            await a.ready.wait()
-            assert a.backend is not None
-            manager = a.backend.driver.manager
-            while not manager.is_connected(b_peer):  # noqa: ASYNC110 - owned by a's tasks
-                await trio.sleep(0.01)
-            yield Pair(a, b, a_sink, b_sink)
-            a.request_stop()
-            b.request_stop()
+    async with connected_daemons(tmp_path, [a_sink], [b_sink], heartbeat) as (a, b):
+        yield Pair(a, b, a_sink, b_sink)
 
 
 def _losses(daemon: Daemon) -> dict[str, int]:

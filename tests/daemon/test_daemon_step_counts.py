@@ -19,11 +19,8 @@ from bbnode.daemon.driver import EngineDriver
 from bbnode.daemon.supervisor import Daemon
 from bbnode.engine.component import Component, Immediate
 from bbnode.ids import PeerId
-from tests.daemon._harness import free_port
-from tests.daemon._inprocess import inprocess_config
+from tests.daemon._pair import WAIT_S, connected_daemons
 
-#: Generous bound for every wait (a loaded CI machine), never a timing assertion.
-WAIT_S = 60
 #: One-way messages sent, one per engine cycle (so none are merged into one envelope).
 MESSAGES = 20
 
@@ -52,25 +49,8 @@ class OneWay(Component):
 async def two_daemons(tmp_path: Path) -> AsyncIterator[tuple[Daemon, Daemon, OneWay]]:
     """``a`` bootstrapped to ``b`` and connected; the component receiving on ``b``."""
     receiver = OneWay()
-    port_b = free_port()
-    b = Daemon(inprocess_config(tmp_path / "b", port_b), extra_components=[receiver])
-    with trio.fail_after(WAIT_S):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(b.serve)
-            await b.ready.wait()
-            assert b.backend is not None
-            b_peer = b.backend.driver.manager.local_peer
-            boot = f"/ip4/127.0.0.1/tcp/{port_b}/p2p/{b_peer}"
-            a = Daemon(inprocess_config(tmp_path / "a", None, boot), extra_components=[OneWay()])
-            nursery.start_soon(a.serve)
-            await a.ready.wait()
-            assert a.backend is not None
-            manager = a.backend.driver.manager
-            while not manager.is_connected(b_peer):  # noqa: ASYNC110 - owned by a's tasks
-                await trio.sleep(0.01)
-            yield a, b, receiver
-            a.request_stop()
-            b.request_stop()
+    async with connected_daemons(tmp_path, [OneWay()], [receiver]) as (a, b):
+        yield a, b, receiver
 
 
 def _folded(counters: dict[str, int]) -> dict[str, int]:
