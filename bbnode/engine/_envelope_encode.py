@@ -45,7 +45,9 @@ from bbnode.engine._envelope_types import (
 
 __all__ = ["encode_envelope", "type_hash_of"]
 
-_VALID_KINDS: Final = frozenset(CorrelationKind)
+# The correlation map up to its `wire_req_id` value, for each kind (the encoded kind is its
+# int value, a positive fixint).
+_CORRELATION_HEADS: Final = {kind: CORRELATION + bytes([kind]) + REQ_ID for kind in CorrelationKind}
 # One shared Packer instead of `packb`, which allocates a fresh 256 KiB buffer per call. Safe
 # to share: only exact builtin types reach it (checked below), so `pack` runs to completion in
 # C without calling back into Python or releasing the GIL; autoreset clears it even on error.
@@ -69,7 +71,8 @@ def encode_envelope(env: WireEnvelope) -> bytes:
     fills = env.fills
     if type(fills) is not tuple:
         raise EnvelopeEncodeError(f"fills: expected a tuple, got {type(fills).__name__}")
-    fill_parts: list[bytes] = []
+    # Filled in as the checks pass; the destination addresses go in at index 1 once checked.
+    out = [HEAD, b"", FILLS, _array_header(len(fills))]
     for i, f in enumerate(fills):
         if not (
             type(f) is SlotFill
@@ -80,7 +83,7 @@ def encode_envelope(env: WireEnvelope) -> bytes:
             and 0 <= f.type_hash <= U64_MAX
         ):
             raise EnvelopeEncodeError(_describe_bad_fill(i, f))
-        fill_parts += (
+        out += (
             FILL,
             _pack(f.dest_suffix),
             PAYLOAD,
@@ -89,12 +92,11 @@ def encode_envelope(env: WireEnvelope) -> bytes:
             _pack(f.type_hash),
         )
     corr = env.correlation
-    if not (
-        type(corr) is Correlation
-        and corr.kind in _VALID_KINDS
-        and type(corr.wire_req_id) is int
-        and 0 <= corr.wire_req_id <= U64_MAX
-    ):
+    if type(corr) is not Correlation:
+        raise EnvelopeEncodeError(f"correlation: {corr!r} is not a valid Correlation")
+    correlation_head = _CORRELATION_HEADS.get(corr.kind)  # None: not a CorrelationKind
+    wire_req_id = corr.wire_req_id
+    if correlation_head is None or not (type(wire_req_id) is int and 0 <= wire_req_id <= U64_MAX):
         raise EnvelopeEncodeError(f"correlation: {corr!r} is not a valid Correlation")
     deadline = env.remaining_deadline_ns
     if deadline is not None and not (type(deadline) is int and 0 <= deadline <= U64_MAX):
@@ -115,23 +117,16 @@ def encode_envelope(env: WireEnvelope) -> bytes:
     # Every value is packed only after its checks passed: a bad field raises the error
     # naming it, and the parts built so far are dropped.
     # Tuples pack as msgpack arrays, so the validated tuples go out as they are.
-    return b"".join(
-        (
-            HEAD,
-            _pack(dest),
-            FILLS,
-            _array_header(len(fills)),
-            *fill_parts,
-            CORRELATION,
-            _pack(int(corr.kind)),
-            REQ_ID,
-            _pack(corr.wire_req_id),
-            NO_DEADLINE if deadline is None else DEADLINE + _pack(deadline),
-            NO_RTT_SRC if rtt == () else RTT + _pack(rtt) + SRC,
-            _pack(src),
-            TAIL,
-        )
+    out[1] = _pack(dest)
+    out += (
+        correlation_head,
+        _pack(wire_req_id),
+        NO_DEADLINE if deadline is None else DEADLINE + _pack(deadline),
+        NO_RTT_SRC if rtt == () else RTT + _pack(rtt) + SRC,
+        _pack(src),
+        TAIL,
     )
+    return b"".join(out)
 
 
 def _describe_bad_fill(i: int, f: object) -> str:
