@@ -93,30 +93,33 @@ class Engine(InboundMixin):
     # -- the cycle -----------------------------------------------------------------------------
     def poll(self, events: list[IngressEvent]) -> list[EngineStep]:
         """Run one cycle over `events` (already drained from ingress); see module docstring."""
-        self._drop_finished()
+        # Each phase is entered only when it has work: a poll runs per host turn, and most
+        # phases have none (a call that finds nothing costs more than the check).
+        if self.finished:
+            self._drop_finished()
         if events:
             self.handle_ingress(events)
-        self._drain_frontier()
+        if self.frontier:
+            self._drain_frontier()
         if self.bus_queue:
             self._route_bus()
-        self._fire_timers()
+        if self.scheduler.due(self.now_ns):
+            self._fire_timers()
         self._expire_and_complete()
-        self._drain_frontier()
+        if self.frontier:
+            self._drain_frontier()
         if self.fired_phases:
             self._fire_lifecycle()
         return self.emit_outputs()
 
     def _drop_finished(self) -> None:
-        if self.finished:
-            execs = self.execs
-            for exec_id in self.finished:
-                execs.pop(exec_id, None)
-            self.finished.clear()
+        execs = self.execs
+        for exec_id in self.finished:
+            execs.pop(exec_id, None)
+        self.finished.clear()
 
     def _drain_frontier(self) -> None:
         frontier = self.frontier
-        if not frontier:
-            return
         slots = self.slots
         budget = self.config.cycle_op_budget
         dispatch = self._dispatch
@@ -231,18 +234,10 @@ class Engine(InboundMixin):
                 pending = self.pending_async.pop(cmd)
                 detail = f"command {cmd} passed its deadline {pending.deadline_ns}"
                 self.op_failed(pending.op_ref, pending.exec_id, "timeout", detail)
-        for request in self.requests.expire(now):
-            parked = request.parked_op
-            parked_site = None if parked is None else parked[0]  # type: ignore[index]
-            self.steps.append(
-                WireTimeout(
-                    request.wire_req_id, request.target_peer, request.started_at_ns, parked_site
-                )
-            )
-            self.counters.incr("requests_timed_out")
-            self.record_failure(request.target_peer)
-            self.request_error(request, "timeout")
-        self.governor.expire_blocks(now)
+        if self.requests.due(now):
+            self._expire_requests(now)
+        if self.governor.bans_due(now):
+            self.governor.expire_blocks(now)
         if self.pending_completions:
             completions = self.pending_completions
             self.pending_completions = []
@@ -258,6 +253,19 @@ class Engine(InboundMixin):
                     key = (waiting.resume_site, waiting.exec_id)
                     self.slots[key] = completion.results or {}
                     self.frontier.append(key)
+
+    def _expire_requests(self, now: int) -> None:
+        for request in self.requests.expire(now):
+            parked = request.parked_op
+            parked_site = None if parked is None else parked[0]  # type: ignore[index]
+            self.steps.append(
+                WireTimeout(
+                    request.wire_req_id, request.target_peer, request.started_at_ns, parked_site
+                )
+            )
+            self.counters.incr("requests_timed_out")
+            self.record_failure(request.target_peer)
+            self.request_error(request, "timeout")
 
     def _fire_lifecycle(self) -> None:
         phases = self.fired_phases

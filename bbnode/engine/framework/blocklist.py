@@ -147,6 +147,12 @@ class BlockTable:
         for peer in new_peers:
             self.add(peer, None, source)
 
+    def due(self, now_ns: int) -> bool:
+        """True when `expire(now_ns)` may have work (an expiry, perhaps of a ban lifted or
+        superseded since, at or before `now_ns`)."""
+        heap = self._heap
+        return bool(heap) and heap[0][0] <= now_ns
+
     def expire(self, now_ns: int) -> list[PeerId]:
         """Remove entries whose `until_ns <= now_ns`; return the peers no longer blocked at all.
 

@@ -182,6 +182,10 @@ class PeerGovernor:
         """
         return self._blocks.is_blocked(peer, now_ns)
 
+    def bans_due(self, now_ns: int) -> bool:
+        """True when `expire_blocks(now_ns)` may have work (cheaper than one that has none)."""
+        return self._blocks.due(now_ns)
+
     def expire_blocks(self, now_ns: int) -> list[PeerId]:
         """Remove bans that expired at or before `now_ns`; return peers now fully unblocked.
 

@@ -99,6 +99,12 @@ class RequestTracker:
         """The in-flight request with this token, without completing it."""
         return self._by_token.get(wire_req_id)
 
+    def due(self, now_ns: int) -> bool:
+        """True when `expire(now_ns)` may have work: a deadline, perhaps of a request already
+        completed, is at or before `now_ns` (cheaper than an `expire` that finds nothing)."""
+        heap = self._deadlines
+        return bool(heap) and heap[0][0] <= now_ns
+
     def expire(self, now_ns: int) -> list[InFlightRequest]:
         """Remove and return requests with `deadline_ns <= now_ns`, by (deadline, token)."""
         heap = self._deadlines

@@ -65,6 +65,12 @@ class Scheduler(Generic[P]):
             heapq.heapify(self._heap)
         return True
 
+    def due(self, now_ns: int) -> bool:
+        """True when `pop_due(now_ns)` may have work: a timer, perhaps a cancelled one, matures
+        at or before `now_ns` (cheaper than a `pop_due` that finds nothing)."""
+        heap = self._heap
+        return bool(heap) and heap[0][0] <= now_ns
+
     def pop_due(self, now_ns: int) -> list[tuple[TimerHandle, int, P]]:
         """Remove and return `(handle, at_ns, payload)` for every timer with `at_ns <= now_ns`.
 
