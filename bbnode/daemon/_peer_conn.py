@@ -129,11 +129,12 @@ class PeerConnection:
             self._writer_idle = None
             idle.set()
 
-    def flush(self) -> None:
+    def flush(self, now: float) -> None:
         """Write the queue now, without waiting: encrypt it and hand the ciphertext to the
         socket's non-blocking ``write``; whatever the socket does not take (or any error)
         is left to the writer task. Only while the writer is idle, so writes never
-        interleave; a busy writer takes the queue itself when its write completes."""
+        interleave; a busy writer takes the queue itself when its write completes.
+        ``now`` (trio time) stamps the write."""
         self._dirty = False
         idle = self._writer_idle
         if idle is None or not self.outbox or self.close_reason is not None:
@@ -158,7 +159,7 @@ class PeerConnection:
             if written < end:
                 self._unsent = data[written:]
         if written == end:
-            self._wrote(batch, end, trio.current_time())
+            self._wrote(batch, end, now)
             if self.outbox:  # beyond COALESCE_MAX_BYTES: the writer continues
                 self.kick()
             return

@@ -57,13 +57,16 @@ class SendScheduler:
         #: hand memory back to the kernel and fault it in again on every burst.
         self.burst_buffer = bytearray()
 
-    def flush(self) -> None:
-        """Write every dirty connection's queue (see the class docstring)."""
+    def flush(self, now: float | None = None) -> None:
+        """Write every dirty connection's queue (see the class docstring); ``now`` is the
+        trio time to stamp the writes with (the driver passes its turn's)."""
         dirty = self.dirty
         if dirty:
             self.dirty = []
+            if now is None:
+                now = trio.current_time()
             for conn in dirty:
-                conn.flush()
+                conn.flush(now)
 
     def blocking(self, now: float) -> float | None:
         """The earliest stall deadline among ``over`` members still writing, or None."""

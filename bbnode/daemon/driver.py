@@ -127,6 +127,10 @@ class EngineDriver:
         #: Set when the inputs just applied synced the engine clock, so the turn's first
         #: poll need not sync it again.
         self._synced = False
+        #: The engine's next deadline as of the end of the last turn. Only a poll arms or
+        #: clears engine timers, so it holds until the next poll: the sync before inputs
+        #: and the wake time use it instead of asking the engine again.
+        self._deadline_ns: int | None = None
         #: Called with each turn's duration in seconds (the metrics histogram), when set.
         self.observe_turn_s: Callable[[float], None] | None = None
         #: Executes the steps of each poll (see :mod:`._step_exec`).
@@ -161,14 +165,15 @@ class EngineDriver:
     def turn(self) -> int:
         """Tick due timers, then poll and execute until the engine is quiet; steps run."""
         self.last_turn_s = now = self.clock.trio_time()
-        started = time.perf_counter()
+        observe = self.observe_turn_s
+        started = time.perf_counter() if observe is not None else 0.0
         executed = 0
         synced, self._synced = self._synced, False
         for _ in range(64):  # bounded: a component that keeps itself busy still yields
             if synced:
                 synced = False  # `_wait_for_input` synced just before the inputs
             else:
-                self._sync_clock()
+                self._sync_clock(self.node.next_deadline_ns())
             out = self.node.poll()
             if out:
                 self.execute_all(out)
@@ -178,21 +183,22 @@ class EngineDriver:
                 # drain before producing more.
                 break
         # One write per touched connection for everything this turn sent.
-        self.manager.sends.flush()
+        self.manager.sends.flush(now)
+        self._deadline_ns = self.node.next_deadline_ns()
         self._housekeeping(now)
-        if self.observe_turn_s is not None:
-            self.observe_turn_s(time.perf_counter() - started)
+        if observe is not None:
+            observe(time.perf_counter() - started)
         return executed
 
-    def _sync_clock(self) -> None:
+    def _sync_clock(self, deadline: int | None) -> None:
         """Tick the engine when a timer is due or its clock lags by TICK_SLACK_NS or more.
 
         The engine's clock moves only on ticks, and the timers its components arm (request
         timeouts, ``ctx.after``) count from it, so it must not fall behind real time while
-        no timer is due. Called before inputs are applied and before each poll.
+        no timer is due. Called before inputs are applied and before each poll, with the
+        engine's next deadline.
         """
         now = self.clock.now_ns()
-        deadline = self.node.next_deadline_ns()
         if now - self._ticked_ns >= TICK_SLACK_NS or (deadline is not None and deadline <= now):
             self._ticked_ns = now
             self.node.tick(now)
@@ -214,7 +220,7 @@ class EngineDriver:
     def _wake_at(self) -> float:
         """The next time the loop must turn without input (trio time)."""
         wake_at = min(self._next_snapshot_at, self._next_watchdog_at)
-        deadline = self.node.next_deadline_ns()
+        deadline = self._deadline_ns
         if deadline is not None:
             wake_at = min(wake_at, self.clock.to_trio_time(deadline))
         return wake_at
@@ -240,7 +246,8 @@ class EngineDriver:
         # ``receive`` yields even when an input is waiting, so other tasks run between
         # turns when inputs keep coming.
         item = await receive.receive()
-        self._sync_clock()  # envelopes and invocations below see the current time
+        # Envelopes and invocations below see the current time.
+        self._sync_clock(self._deadline_ns)
         self._synced = True
         frames_limit = self._frames_in + _BATCH_FRAMES
         handle(item)
