@@ -271,6 +271,8 @@ class PeerConnection:
         secure = self.secure
         peer = self.peer
         receive_some = self._receive_direct if self._fd >= 0 else self.stream.receive_some
+        # What ``trio.current_time()`` reads, without its two wrapper calls (once per read).
+        clock = trio.lowlevel.current_clock().current_time
         try:
             while True:
                 frames = secure.next_frames()
@@ -293,8 +295,8 @@ class PeerConnection:
                 if not data:
                     raise ConnectionClosed("eof")
                 self.bytes_in += len(data)
-                self._active_at = trio.current_time()
-                secure.receive_data(bytes(data))
+                self._active_at = clock()
+                secure.receive_data(data)  # read in place, not kept
         except RemoteProtocolError as exc:
             raise ConnectionClosed(f"protocol_error: {reason_of(exc)}") from exc
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:

@@ -120,10 +120,11 @@ class StepExecutor:
         corr = envelope.correlation
         req_id = corr.wire_req_id if corr.kind == CorrelationKind.REQUEST else None
         item = OutboundFrame(encode_envelope(envelope), req_id, envelope)
-        self._driver.known_peers.add(peer)
         manager = self._driver.manager
         conn = manager.connection(peer)
         if conn is None:  # addresses are parsed only here: it costs more than a send
+            # (A connected peer became known when it connected: see ``_in_connected``.)
+            self._driver.known_peers.add(peer)
             reason = manager.queue_for_dial(peer, item, self._addresses_for(peer, envelope))
         elif conn.enqueue(item):
             return  # the hot path: a live connection with room (flushed at the end of the turn)
