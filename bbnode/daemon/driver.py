@@ -153,11 +153,12 @@ class EngineDriver:
             # exchange. Its deadline only ever moves earlier (each move costs about as
             # much); one left behind by a later ``_wake_at`` merely costs a spare turn.
             with trio.CancelScope() as wake:
+                wake_deadline = wake.deadline  # a local copy: the property costs a call
                 while True:
                     self.turn()
                     wake_at = self._wake_at()
-                    if wake_at < wake.deadline:
-                        wake.deadline = wake_at
+                    if wake_at < wake_deadline:
+                        wake.deadline = wake_deadline = wake_at
                     if self.manager.sends.over:
                         await self._wait_for_sockets()
                     await self._wait_for_input()
@@ -176,7 +177,7 @@ class EngineDriver:
                 self._sync_clock(self.node.next_deadline_ns())
             out = self.node.poll()
             if out:
-                self.execute_all(out)
+                self._steps.execute_all(out)
                 executed += len(out)
             if not self.node.has_work() or self.manager.sends.over:
                 # Quiet (no empty poll needed to find out), or a socket is behind: let it
@@ -219,10 +220,12 @@ class EngineDriver:
 
     def _wake_at(self) -> float:
         """The next time the loop must turn without input (trio time)."""
-        wake_at = min(self._next_snapshot_at, self._next_watchdog_at)
+        wake_at = self._next_snapshot_at
+        if self._next_watchdog_at < wake_at:
+            wake_at = self._next_watchdog_at
         deadline = self._deadline_ns
-        if deadline is not None:
-            wake_at = min(wake_at, self.clock.to_trio_time(deadline))
+        if deadline is not None and (engine_at := self.clock.to_trio_time(deadline)) < wake_at:
+            wake_at = engine_at
         return wake_at
 
     async def _wait_for_sockets(self) -> None:
