@@ -2,7 +2,8 @@
 
 Loop: apply due timers (``tick`` at ``next_deadline_ns``), ``poll``, execute every step
 (:mod:`._step_exec`: a dispatch table keyed by step type; sends only queue frames), flush
-the touched connections once (one write each per turn), then sleep until the next input,
+the touched connections right after the first poll (a peer may be waiting for a reply) and
+at the end of the turn if later polls sent more, then sleep until the next input,
 the next engine deadline, the next checkpoint or the next watchdog ping, whichever is first. On
 waking, *every* input already waiting is applied before the next poll (bounded, so timers
 still run under a flood). While a connection's queue is above its high-water mark and
@@ -170,7 +171,8 @@ class EngineDriver:
         started = time.perf_counter() if observe is not None else 0.0
         executed = 0
         synced, self._synced = self._synced, False
-        for _ in range(64):  # bounded: a component that keeps itself busy still yields
+        sends = self.manager.sends
+        for polls in range(64):  # bounded: a component that keeps itself busy still yields
             if synced:
                 synced = False  # `_wait_for_input` synced just before the inputs
             else:
@@ -179,12 +181,16 @@ class EngineDriver:
             if out:
                 self._steps.execute_all(out)
                 executed += len(out)
-            if not self.node.has_work() or self.manager.sends.over:
-                # Quiet (no empty poll needed to find out), or a socket is behind: let it
-                # drain before producing more.
+            if polls == 0:
+                # What the inputs caused goes out before anything else is looked at: in a
+                # request/response exchange the peer is waiting for it. One write per
+                # touched connection.
+                sends.flush(now)
+            if sends.over or not self.node.has_work():
+                # A socket is behind (let it drain before producing more), or quiet (no
+                # empty poll needed to find out).
                 break
-        # One write per touched connection for everything this turn sent.
-        self.manager.sends.flush(now)
+        sends.flush(now)  # what later polls sent, if any
         self._deadline_ns = self.node.next_deadline_ns()
         self._housekeeping(now)
         if observe is not None:
