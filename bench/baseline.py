@@ -1,18 +1,19 @@
 """Baseline: a bare trio + Noise (bbnode.wire.SecureConnection) + msgpack client/server pair.
 
 Does the same work as ``daemon_bench.py`` without the engine: sequential request/response
-round trips and a one-way stream. Two modes, the same work per message in both:
-
-* ``run_baseline()``: both ends in this process, one trio loop (one core does both ends).
-* ``run_baseline_two_process()``: the server end in a child process (this file run with the
-  hidden ``--serve N`` flag), as real peers are; the child tells us on stdout when it has
-  received all ``N`` one-way messages.
+round trips and a one-way stream. ``bare_pair(processes)`` connects a client to a server
+that runs in this trio loop (``processes=1``: one core does both ends) or in a child process
+(``processes=2``: this file run with the hidden ``--serve N`` flag, as real peers are; the
+child tells us on stdout when it has received all ``N`` one-way messages). The client
+(``BareClient``) runs round trips and the one-way stream in whatever portions its caller
+asks for, so ``daemon_bench.py`` can interleave them with the daemons' under the same
+machine conditions.
 
 Also home of the small child-process helpers ``daemon_bench.py`` shares (``open_child``,
 ``wait_stdin_eof``): a child prints JSON lines on stdout and stops at EOF on its stdin, so it
 never outlives the bench, even one killed outright.
 
-Prints JSON lines; importable (``run_baseline``, ``run_baseline_two_process``).
+Run alone, prints the bare pair's figures in both modes as JSON lines.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import msgpack
 import trio
 
 from bbnode.daemon._handshake import handshake
+from bbnode.daemon.gc_tuning import tune_gc_for_serving
 from bbnode.wire import FrameReceived, IdentityKey, SecureConnection
 
 #: Seconds a child gets to stop after its stdin closes before it is killed.
@@ -142,81 +144,107 @@ def _server(one_way: int, on_all_received: Callable[[], None]) -> Any:
     return serve
 
 
-async def _client(
-    port: int, round_trips: int, one_way: int, all_received: Callable[[], Awaitable[None]]
-) -> dict[str, Any]:
-    """The client end: round trips, then the one-way stream until ``all_received`` returns."""
-    client_key = IdentityKey.from_seed(b"\x02" * 32)
-    results: dict[str, Any] = {}
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    conn = SecureConnection(client_key, initiator=True)
-    await handshake(stream, conn, 5)
-    frames = _frames(stream, conn)
+class BareClient:
+    """The client end of the bare pair, connected and handshaken."""
 
-    async def round_trip(i: int) -> None:
-        conn.send_frame(msgpack.packb({"k": "req", "id": i, "v": b"x" * 64}))
-        await stream.send_all(conn.data_to_send())
-        await frames.__anext__()
+    def __init__(self, stream: trio.SocketStream, conn: SecureConnection) -> None:
+        self._stream = stream
+        self._conn = conn
+        self._frames = _frames(stream, conn)
+        self._next_id = 0
 
-    for i in range(WARM_UP_ROUND_TRIPS):  # untimed, as the daemon bench warms up
-        await round_trip(i)
-    latencies = []
-    start = time.perf_counter()
-    for i in range(round_trips):
-        t0 = time.perf_counter_ns()
-        await round_trip(i)
-        latencies.append(time.perf_counter_ns() - t0)
-    elapsed = time.perf_counter() - start
-    latencies.sort()
-    results["round_trips_per_s"] = round(round_trips / elapsed)
-    results["p50_us"] = latencies[len(latencies) // 2] / 1000
-    results["p99_us"] = latencies[int(len(latencies) * 0.99)] / 1000
-    start = time.perf_counter()
-    batch = 256
-    for i in range(0, one_way, batch):
-        for j in range(min(batch, one_way - i)):
-            conn.send_frame(msgpack.packb({"k": "msg", "id": i + j}))
-        await stream.send_all(conn.data_to_send())
-    await all_received()
-    results["one_way_per_s"] = round(one_way / (time.perf_counter() - start))
-    await stream.aclose()
-    return results
+    @classmethod
+    async def connect(cls, port: int) -> BareClient:
+        """Connect to the server end on 127.0.0.1:``port``."""
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        conn = SecureConnection(IdentityKey.from_seed(b"\x02" * 32), initiator=True)
+        await handshake(stream, conn, 5)
+        return cls(stream, conn)
+
+    async def round_trips(self, count: int) -> tuple[float, list[int]]:
+        """``count`` sequential round trips: the seconds they took and each one's ns."""
+        conn, stream, frames = self._conn, self._stream, self._frames
+        latencies = []
+        start = time.perf_counter()
+        for i in range(self._next_id, self._next_id + count):
+            t0 = time.perf_counter_ns()
+            conn.send_frame(msgpack.packb({"k": "req", "id": i, "v": b"x" * 64}))
+            await stream.send_all(conn.data_to_send())
+            await frames.__anext__()
+            latencies.append(time.perf_counter_ns() - t0)
+        elapsed = time.perf_counter() - start
+        self._next_id += count
+        return elapsed, latencies
+
+    async def one_way(self, count: int, all_received: Callable[[], Awaitable[None]]) -> int:
+        """Send ``count`` one-way messages; messages/s until ``all_received`` returns."""
+        conn, stream = self._conn, self._stream
+        start = time.perf_counter()
+        batch = 256
+        for i in range(0, count, batch):
+            for j in range(min(batch, count - i)):
+                conn.send_frame(msgpack.packb({"k": "msg", "id": i + j}))
+            await stream.send_all(conn.data_to_send())
+        await all_received()
+        return round(count / (time.perf_counter() - start))
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
-async def run_baseline(round_trips: int = ROUND_TRIPS, one_way: int = ONE_WAY) -> dict[str, Any]:
-    """Measure with both ends in this process (one trio loop); returns the figures."""
-    done_one_way = trio.Event()
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(
-            functools.partial(
-                trio.serve_tcp, _server(one_way, done_one_way.set), 0, host="127.0.0.1"
+def latency_figures(elapsed_s: float, latencies: list[int]) -> dict[str, Any]:
+    """Round trips/s and p50/p99 (us) of sequential round trips."""
+    ordered = sorted(latencies)
+    return {
+        "round_trips_per_s": round(len(ordered) / elapsed_s),
+        "p50_us": ordered[len(ordered) // 2] / 1000,
+        "p99_us": ordered[int(len(ordered) * 0.99)] / 1000,
+    }
+
+
+@asynccontextmanager
+async def bare_pair(
+    processes: int, one_way: int = ONE_WAY
+) -> AsyncIterator[tuple[BareClient, Callable[[], Awaitable[None]]]]:
+    """The bare pair, connected: the client and ``all_received`` (returns once the server
+    has all ``one_way`` one-way messages). The server runs in this trio loop
+    (``processes=1``) or in a child process (this file with ``--serve``)."""
+    if processes == 1:
+        done_one_way = trio.Event()
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(
+                functools.partial(
+                    trio.serve_tcp, _server(one_way, done_one_way.set), 0, host="127.0.0.1"
+                )
             )
-        )
-        port = listeners[0].socket.getsockname()[1]
-        results = await _client(port, round_trips, one_way, done_one_way.wait)
-        nursery.cancel_scope.cancel()
-    return results
-
-
-async def run_baseline_two_process(
-    round_trips: int = ROUND_TRIPS, one_way: int = ONE_WAY
-) -> dict[str, Any]:
-    """Measure with the server end in a child process; returns the figures.
-
-    The one-way time runs until the child's ``received`` line arrives here (one pipe hop
-    more than the in-process event: microseconds).
-    """
+            client = await BareClient.connect(listeners[0].socket.getsockname()[1])
+            yield client, done_one_way.wait
+            await client.aclose()
+            nursery.cancel_scope.cancel()
+        return
     async with open_child([__file__, "--serve", str(one_way)]) as (_, lines):
-        port = int((await lines.next())["port"])
+        client = await BareClient.connect(int((await lines.next())["port"]))
 
         async def all_received() -> None:
             await lines.next()
 
-        return await _client(port, round_trips, one_way, all_received)
+        yield client, all_received
+        await client.aclose()
+
+
+async def run_baseline_pair(
+    processes: int, round_trips: int = ROUND_TRIPS, one_way: int = ONE_WAY
+) -> dict[str, Any]:
+    """The bare pair alone: warm-up, round trips, then the one-way stream; the figures."""
+    async with bare_pair(processes, one_way) as (client, all_received):
+        await client.round_trips(WARM_UP_ROUND_TRIPS)
+        figures = latency_figures(*await client.round_trips(round_trips))
+        figures["one_way_per_s"] = await client.one_way(one_way, all_received)
+    return figures
 
 
 async def _serve_child(one_way: int) -> None:
-    """The child of ``run_baseline_two_process``: serve until stdin closes."""
+    """The child of ``bare_pair(2)``: serve until stdin closes."""
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(
             functools.partial(
@@ -226,6 +254,8 @@ async def _serve_child(one_way: int) -> None:
                 host="127.0.0.1",
             )
         )
+        # The GC settings the daemon bench's processes run with (see its docstring).
+        tune_gc_for_serving()
         print_line(port=listeners[0].socket.getsockname()[1])
         await wait_stdin_eof()
         nursery.cancel_scope.cancel()
@@ -239,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve is not None:
         trio.run(_serve_child, args.serve)
         return 0
-    for processes, run in ((1, run_baseline), (2, run_baseline_two_process)):
-        figures = trio.run(run)
+    for processes in (1, 2):
+        figures = trio.run(run_baseline_pair, processes)
         print(
             json.dumps({"bench": "baseline_trio_noise_msgpack", "processes": processes, **figures})
         )

@@ -3,8 +3,11 @@
 Measures, through the engine and a ``bench`` component on each daemon: sequential
 request/response round trips/s with p50/p99 latency (A pings B, B replies), then one-way
 messages/s (A's ``blast`` op sends N messages; timed from the first send until B has them
-all). In the same run the bare trio + Noise + msgpack pair of ``baseline.py`` does the same
-work in the same mode, and the ratios are printed.
+all). In the same run, side by side, the bare trio + Noise + msgpack pair of ``baseline.py``
+does the same work in the same mode, and the ratios are printed. The round trips of both
+are timed in ``PORTIONS`` alternating portions, so a machine whose speed changes during the
+run (a busy host: this one's varies up to 2x) slows both alike; the ratio of each pair of
+adjacent portions is printed too.
 
 Modes (every line carries ``"processes": 1|2``, otherwise the same keys):
 
@@ -17,10 +20,12 @@ Modes (every line carries ``"processes": 1|2``, otherwise the same keys):
   one core does the sender's and the receiver's work.
 
 Each daemon is a ``Daemon(..., tune_gc=True)``, as ``bbnode run`` makes it (the GC settings
-of ``bbnode.daemon.gc_tuning``; the bare pair runs with Python's defaults).
+of ``bbnode.daemon.gc_tuning``). They are process-wide, so the bare client here runs with
+them too, and so does the bare server's child process, for the same conditions.
 JSON lines on stdout; logs go to stderr at warning level. ``BB_BENCH_PROFILE=PATH`` profiles
-the daemon half with cProfile: this process (A, or both daemons) to ``PATH``, the child B to
-``PATH.b``. Run under the shared lock: ``flock /tmp/bench.lock python bench/daemon_bench.py``.
+this process with cProfile (daemon A, or both daemons, and the bare pair's ends here) to
+``PATH``, the child B to ``PATH.b``. Run under the shared lock:
+``flock /tmp/bench.lock python bench/daemon_bench.py``.
 
 Targets (issue 5): round trips >= 50 % of the bare pair, p99 <= 2x the bare pair, one-way
 >= 100 000 messages/s.
@@ -36,7 +41,8 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,18 +59,23 @@ from baseline import (
     ONE_WAY,
     ROUND_TRIPS,
     WARM_UP_ROUND_TRIPS,
+    BareClient,
+    bare_pair,
     close_stdin,
+    latency_figures,
     open_child,
     print_line,
-    run_baseline,
-    run_baseline_two_process,
     wait_stdin_eof,
 )
 
 #: Seconds to wait for B to receive the whole one-way blast before reporting what it has.
 ONE_WAY_WAIT_S = 10.0
-#: Seconds the daemon half may take in all before the bench fails (a run takes ~3).
+#: Seconds a whole run may take before the bench fails (a run takes ~5).
 BENCH_TIMEOUT_S = 120.0
+#: Round trips are timed in this many portions, alternating between the daemons and the
+#: bare pair (daemons, bare, bare, daemons, ...): a change in the machine's speed during
+#: the run (a busy host) then hits both alike instead of skewing their ratio.
+PORTIONS = 8
 
 
 class Bench(Component):
@@ -152,62 +163,68 @@ def _free_port() -> int:
         return port
 
 
-async def _measure(
-    daemon_a: Daemon,
-    a_bench: Bench,
-    b_peer: PeerId,
-    round_trips: int,
-    one_way: int,
-    all_received: Callable[[], Awaitable[tuple[int, float]]],
-) -> dict[str, Any]:
-    """Round trips then the one-way blast from daemon A to B; ``all_received`` waits for B
-    (at most ``ONE_WAY_WAIT_S``) and returns how many one-way messages B got and the CPU
-    seconds B spent between the first and the last."""
-    backend = daemon_a.backend
-    assert backend is not None
-    peer = b_peer.to_bytes()
-    # Warm up (connects), then measure.
-    warm_up = {"peer": peer, "count": WARM_UP_ROUND_TRIPS}
-    await backend.call(lambda d: d.node.invoke("bench", "go", warm_up))
-    await a_bench.done.wait()
-    a_bench.done = trio.Event()
-    a_bench.latencies.clear()
-    start = time.perf_counter()
-    await backend.call(lambda d: d.node.invoke("bench", "go", {"peer": peer, "count": round_trips}))
-    await a_bench.done.wait()
-    elapsed = time.perf_counter() - start
-    lat = sorted(a_bench.latencies)
-    start = time.perf_counter()
-    start_cpu = time.process_time()
-    # Blast in chunks (one op must stay under the engine's outbound queue of 10 000).
-    # No waiting here: the driver itself stops taking input (these calls included)
-    # while a socket's queue is above its high-water mark.
-    chunk = 1000
-    for i in range(0, one_way, chunk):
-        n = min(chunk, one_way - i)
-        await backend.call(
-            lambda d, n=n: d.node.invoke("bench", "blast", {"peer": peer, "count": n})
-        )
-    delivered, receiver_cpu_s = await all_received()
-    one_way_s = time.perf_counter() - start
-    process_cpu_s = time.process_time() - start_cpu
-    dropped = daemon_a.counters.as_dict()
-    return {
-        "round_trips_per_s": round(round_trips / elapsed),
-        "p50_us": lat[len(lat) // 2] / 1000,
-        "p99_us": lat[int(len(lat) * 0.99)] / 1000,
-        "one_way_per_s": round(delivered / one_way_s),
-        "one_way_delivered": delivered,
-        "one_way_sent": one_way,
-        # CPU per one-way message: this process's (the sender's, or both daemons' with
-        # --one-process) over the whole blast, and the receiving daemon's from its first
-        # message to its last (in the same process with --one-process, so included above).
-        "one_way_cpu_us_per_msg": round(process_cpu_s / one_way * 1e6, 2),
-        "one_way_receiver_cpu_us_per_msg": round(receiver_cpu_s / one_way * 1e6, 2),
-        "sender_losses": {
-            k: v for k, v in dropped.items() if "dropped" in k or k.startswith("send.failed")
-        },
-    }
+class DaemonPair:
+    """Daemon A (in this process) connected to daemon B; A's ``bench`` component drives."""
+
+    def __init__(
+        self,
+        daemon_a: Daemon,
+        a_bench: Bench,
+        b_peer: PeerId,
+        all_received: Callable[[], Awaitable[tuple[int, float]]],
+    ) -> None:
+        self.daemon_a = daemon_a
+        self.a_bench = a_bench
+        self.b_peer = b_peer
+        #: Waits for B (at most ``ONE_WAY_WAIT_S``); how many one-way messages B got and
+        #: the CPU seconds B spent between the first and the last.
+        self.all_received = all_received
+
+    async def _invoke(self, op: str, inputs: dict[str, Any]) -> None:
+        backend = self.daemon_a.backend
+        assert backend is not None
+        await backend.call(lambda d: d.node.invoke("bench", op, inputs))
+
+    async def round_trips(self, count: int) -> tuple[float, list[int]]:
+        """``count`` sequential round trips A -> B -> A through both engines: the seconds
+        they took and each one's ns."""
+        bench = self.a_bench
+        bench.done = trio.Event()
+        bench.latencies = []
+        start = time.perf_counter()
+        await self._invoke("go", {"peer": self.b_peer.to_bytes(), "count": count})
+        await bench.done.wait()
+        return time.perf_counter() - start, bench.latencies
+
+    async def one_way(self, count: int) -> dict[str, Any]:
+        """A's ``blast`` of ``count`` one-way messages, timed until B has them all."""
+        start = time.perf_counter()
+        start_cpu = time.process_time()
+        # Blast in chunks (one op must stay under the engine's outbound queue of 10 000).
+        # No waiting here: the driver itself stops taking input (these calls included)
+        # while a socket's queue is above its high-water mark.
+        chunk = 1000
+        peer = self.b_peer.to_bytes()
+        for i in range(0, count, chunk):
+            await self._invoke("blast", {"peer": peer, "count": min(chunk, count - i)})
+        delivered, receiver_cpu_s = await self.all_received()
+        one_way_s = time.perf_counter() - start
+        process_cpu_s = time.process_time() - start_cpu
+        dropped = self.daemon_a.counters.as_dict()
+        return {
+            "one_way_per_s": round(delivered / one_way_s),
+            "one_way_delivered": delivered,
+            "one_way_sent": count,
+            # CPU per one-way message: this process's (the sender's, or both daemons' with
+            # --one-process) over the whole blast, and the receiving daemon's from its
+            # first message to its last (in this process with --one-process, so included
+            # above).
+            "one_way_cpu_us_per_msg": round(process_cpu_s / count * 1e6, 2),
+            "one_way_receiver_cpu_us_per_msg": round(receiver_cpu_s / count * 1e6, 2),
+            "sender_losses": {
+                k: v for k, v in dropped.items() if "dropped" in k or k.startswith("send.failed")
+            },
+        }
 
 
 async def _serve(daemon: Daemon, bench_over: trio.Event) -> None:
@@ -244,51 +261,47 @@ def _received(line: dict[str, Any]) -> tuple[int, float]:
     return int(line["received"]), float(line["cpu_s"])
 
 
-async def run_daemon_bench(
-    round_trips: int = ROUND_TRIPS, one_way: int = ONE_WAY
-) -> dict[str, Any]:
-    """Measure through two daemons in this process (one trio loop); returns the figures."""
+@asynccontextmanager
+async def daemon_pair(processes: int, one_way: int = ONE_WAY) -> AsyncIterator[DaemonPair]:
+    """Daemon A in this process connected to daemon B, which runs in this trio loop too
+    (``processes=1``) or in a child process (this file with ``--serve-b``); B expects
+    ``one_way`` one-way messages. Both stop on exit."""
     bench_over = trio.Event()
-    with trio.fail_after(BENCH_TIMEOUT_S), tempfile.TemporaryDirectory() as tmp:
-        port_b = _free_port()
-        a_bench, b_bench = Bench(), Bench(expected=one_way)
-        serve = functools.partial(_serve, bench_over=bench_over)
+    serve = functools.partial(_serve, bench_over=bench_over)
+    a_bench = Bench()
+    with tempfile.TemporaryDirectory() as tmp:
         async with trio.open_nursery() as nursery:
-            daemon_b, b_peer = await _started(nursery, serve, Path(tmp) / "b", port_b, b_bench)
-            boot = _address(port_b, b_peer)
-            daemon_a, _ = await _started(
-                nursery, serve, Path(tmp) / "a", _free_port(), a_bench, boot
-            )
+            if processes == 1:
+                b_bench = Bench(expected=one_way)
+                port_b = _free_port()
+                daemon_b, b_peer = await _started(nursery, serve, Path(tmp) / "b", port_b, b_bench)
 
-            async def all_received() -> tuple[int, float]:
-                with trio.move_on_after(ONE_WAY_WAIT_S):
-                    await b_bench.one_way_done.wait()
-                return b_bench.received, b_bench.receive_cpu_s
+                async def all_received() -> tuple[int, float]:
+                    with trio.move_on_after(ONE_WAY_WAIT_S):
+                        await b_bench.one_way_done.wait()
+                    return b_bench.received, b_bench.receive_cpu_s
 
-            figures = await _measure(daemon_a, a_bench, b_peer, round_trips, one_way, all_received)
-            bench_over.set()
-            daemon_a.request_stop()
-            daemon_b.request_stop()
-    return figures
+                daemon_a, _ = await _started(
+                    nursery, serve, Path(tmp) / "a", _free_port(), a_bench, _address(port_b, b_peer)
+                )
+                yield DaemonPair(daemon_a, a_bench, b_peer, all_received)
+                bench_over.set()
+                daemon_a.request_stop()
+                daemon_b.request_stop()
+                return
+            async with open_child([__file__, "--serve-b", str(one_way)]) as (child, lines):
+                ready = await lines.next()
+                b_peer = PeerId.from_string(ready["peer"])
 
+                async def all_received() -> tuple[int, float]:
+                    # One pipe hop more than the in-process event: microseconds. If B has
+                    # not got everything in time, closing its stdin makes it report what
+                    # it has.
+                    with trio.move_on_after(ONE_WAY_WAIT_S):
+                        return _received(await lines.next())
+                    await close_stdin(child)
+                    return _received(await lines.next())
 
-async def run_daemon_bench_two_process(
-    round_trips: int = ROUND_TRIPS, one_way: int = ONE_WAY
-) -> dict[str, Any]:
-    """Measure with daemon B in a child process (``--serve-b``); returns the figures.
-
-    The one-way time runs until B's ``received`` line arrives here (one pipe hop more than
-    the in-process event: microseconds). If B has not got everything within
-    ``ONE_WAY_WAIT_S``, its stdin is closed and it reports what it has before stopping.
-    """
-    bench_over = trio.Event()
-    with trio.fail_after(BENCH_TIMEOUT_S), tempfile.TemporaryDirectory() as tmp:
-        async with open_child([__file__, "--serve-b", str(one_way)]) as (child, lines):
-            ready = await lines.next()
-            b_peer = PeerId.from_string(ready["peer"])
-            a_bench = Bench()
-            serve = functools.partial(_serve, bench_over=bench_over)
-            async with trio.open_nursery() as nursery:
                 daemon_a, _ = await _started(
                     nursery,
                     serve,
@@ -297,19 +310,46 @@ async def run_daemon_bench_two_process(
                     a_bench,
                     _address(ready["port"], b_peer),
                 )
-
-                async def all_received() -> tuple[int, float]:
-                    with trio.move_on_after(ONE_WAY_WAIT_S):
-                        return _received(await lines.next())
-                    await close_stdin(child)
-                    return _received(await lines.next())
-
-                figures = await _measure(
-                    daemon_a, a_bench, b_peer, round_trips, one_way, all_received
-                )
+                yield DaemonPair(daemon_a, a_bench, b_peer, all_received)
                 bench_over.set()
                 daemon_a.request_stop()
-    return figures
+
+
+async def run_benches(
+    processes: int, round_trips: int = ROUND_TRIPS, one_way: int = ONE_WAY
+) -> tuple[dict[str, Any], dict[str, Any], list[float]]:
+    """Both pairs side by side: warm-up, round trips in alternating portions, then each
+    one-way blast. The daemons' figures, the bare pair's, and the round-trip rate ratio of
+    each pair of adjacent portions (how much it moved during the run)."""
+    per_portion = round_trips // PORTIONS
+    with trio.fail_after(BENCH_TIMEOUT_S):
+        async with (
+            daemon_pair(processes, one_way) as daemons,
+            bare_pair(processes, one_way) as (bare, bare_received),
+        ):
+            runs: dict[DaemonPair | BareClient, list[tuple[float, list[int]]]] = {
+                daemons: [],
+                bare: [],
+            }
+            for side in runs:
+                await side.round_trips(WARM_UP_ROUND_TRIPS)  # connects, warms caches
+            for portion in range(PORTIONS):
+                order = (daemons, bare) if portion % 2 == 0 else (bare, daemons)
+                for side in order:
+                    runs[side].append(await side.round_trips(per_portion))
+            daemon_figures = _combined(runs[daemons]) | await daemons.one_way(one_way)
+            bare_figures = _combined(runs[bare])
+            bare_figures["one_way_per_s"] = await bare.one_way(one_way, bare_received)
+    portion_ratios = [
+        round(bare_s / daemon_s, 3)
+        for (daemon_s, _), (bare_s, _) in zip(runs[daemons], runs[bare], strict=True)
+    ]
+    return daemon_figures, bare_figures, portion_ratios
+
+
+def _combined(portions: list[tuple[float, list[int]]]) -> dict[str, Any]:
+    elapsed = sum(seconds for seconds, _ in portions)
+    return latency_figures(elapsed, [ns for _, latencies in portions for ns in latencies])
 
 
 async def _serve_b(one_way: int) -> None:
@@ -374,10 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         _profiled(lambda: trio.run(_serve_b, args.serve_b), profile and f"{profile}.b")
         return 0
     processes = 1 if args.one_process else 2
-    run_daemons = run_daemon_bench if args.one_process else run_daemon_bench_two_process
-    daemon = _profiled(lambda: trio.run(run_daemons), profile)
+    daemon, base, portion_ratios = _profiled(lambda: trio.run(run_benches, processes), profile)
     print(json.dumps({"bench": "daemon", "processes": processes, **daemon}), flush=True)
-    base = trio.run(run_baseline if args.one_process else run_baseline_two_process)
     print(
         json.dumps({"bench": "baseline_trio_noise_msgpack", "processes": processes, **base}),
         flush=True,
@@ -390,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
                 "round_trips_vs_bare": round(
                     daemon["round_trips_per_s"] / base["round_trips_per_s"], 3
                 ),
+                "round_trips_vs_bare_by_portion": portion_ratios,
                 "p99_vs_bare": round(daemon["p99_us"] / base["p99_us"], 3),
                 "one_way_target_met": daemon["one_way_per_s"] >= 100_000,
             }
