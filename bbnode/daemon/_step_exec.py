@@ -68,26 +68,42 @@ class StepExecutor:
         """Execute the steps of one poll, in order; counts them as ``step.<Type>``.
 
         Frames are only queued: the caller flushes (``manager.sends.flush()``)."""
-        counts = self._step_counts
-        dispatch = self._dispatch
+        # The two kinds nearly every step is are counted in locals: ``OpCompleted`` (one
+        # per op run; nothing to execute) and ``SendEnvelope``. A dict update per step
+        # cost more than executing it.
+        completed_type = steps.OpCompleted
         send_type = steps.SendEnvelope
         on_send = self._on_send
-        unhandled: list[Any] = []
+        completed = sent = others = 0
         for step in out:
-            kind = type(step)
-            counts[kind] = counts.get(kind, 0) + 1
-            if kind is send_type:  # the hot path: skip the table lookup
+            kind = step.__class__
+            if kind is completed_type:
+                completed += 1
+            elif kind is send_type:
+                sent += 1
                 on_send(step)
-                continue
-            handler = dispatch.get(kind)
-            if handler is None:
-                unhandled.append(step)
-                continue
+            else:
+                others += 1
+                self._execute_other(step, kind)
+        counts = self._step_counts
+        if completed:
+            counts[completed_type] = counts.get(completed_type, 0) + completed
+        if sent:
+            counts[send_type] = counts.get(send_type, 0) + sent
+        if (completed or others) and _debug_enabled():
+            dispatch = self._dispatch
+            for step in out:
+                if step.__class__ not in dispatch:
+                    # The step object itself: rendered to text only when debug is on.
+                    log.debug("engine_step", step=type(step).__name__, detail=step)
+
+    def _execute_other(self, step: Any, kind: type[Any]) -> None:
+        """Count and execute a step of any kind but the two ``execute_all`` handles."""
+        counts = self._step_counts
+        counts[kind] = counts.get(kind, 0) + 1
+        handler = self._dispatch.get(kind)
+        if handler is not None:
             handler(step)
-        if unhandled and _debug_enabled():
-            for step in unhandled:
-                # The step object itself: rendered to text only when debug is on.
-                log.debug("engine_step", step=type(step).__name__, detail=step)
 
     def _fold_counts(self, counters: Counters) -> None:
         """Add the step counts gathered since the last read to ``counters``."""

@@ -8,17 +8,21 @@ change them.
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
+import structlog
 import trio
 
 from bbnode.daemon.driver import EngineDriver
 from bbnode.daemon.supervisor import Daemon
-from bbnode.engine.component import Component, Immediate
+from bbnode.engine.component import Async, Component, Immediate
 from bbnode.ids import PeerId
+from bbnode.logs import configure_logging
 from tests.daemon._pair import WAIT_S, connected_daemons
 
 #: One-way messages sent, one per engine cycle (so none are merged into one envelope).
@@ -96,3 +100,59 @@ async def test_folded_counts_are_exact_and_a_read_does_not_change_them(tmp_path:
                 "frames.in": MESSAGES,
                 "step.OpCompleted": MESSAGES,
             }
+
+
+class Suspends(Component):
+    """``wait`` suspends on a command it completes at once; ``resume`` then finishes."""
+
+    TYPE_NAME: ClassVar[str] = "suspends"
+    OPS: ClassVar[tuple[str, ...]] = ("wait", "resume")
+
+    def dispatch(self, op: str, inputs: dict[str, Any], ctx: Any) -> Immediate | Async:
+        if op == "wait":
+            command = ctx.allocate_command()
+            ctx.complete_command(command, {})
+            return Async(command, "resume")
+        return Immediate()
+
+
+async def test_every_step_kind_is_counted_and_those_without_a_handler_logged_at_debug(
+    tmp_path: Path,
+) -> None:
+    """``OpCompleted`` and ``SendEnvelope`` are counted on their own fast path, any other
+    kind (here ``AsyncSuspended``) on the general one; with debug logging on, each step
+    that has no handler gets an ``engine_step`` line, in order, and a send gets none."""
+    lines = io.StringIO()
+    configure_logging("debug", "json", stream=lines)
+    receiver = OneWay()
+    try:
+        async with connected_daemons(tmp_path, [OneWay(), Suspends()], [receiver]) as (a, b):
+            assert a.backend is not None
+            assert b.backend is not None
+            b_peer = b.backend.driver.manager.local_peer.to_bytes()
+            lines.truncate(0)
+            lines.seek(0)
+
+            def suspend_then_send(d: EngineDriver) -> None:
+                d.node.invoke("suspends", "wait", {})
+                d.node.invoke("oneway", "send", {"peer": b_peer, "n": 1})
+
+            await a.backend.call(suspend_then_send)
+            with trio.fail_after(WAIT_S):
+                await receiver.arrived.wait()
+            step_lines = [
+                entry["step"]
+                for entry in map(json.loads, lines.getvalue().splitlines())
+                if entry["event"] == "engine_step" and entry.get("component") == "driver"
+            ]
+            counted = _folded(a.counters.as_dict())
+    finally:
+        structlog.reset_defaults()
+    assert counted == {
+        "frames.out": 1,
+        "step.AsyncSuspended": 1,
+        "step.OpCompleted": 2,  # `resume` (which finished `wait`) and `send`
+        "step.SendEnvelope": 1,
+    }
+    # a's poll (its lines come before it writes the envelope), then b's `msg`.
+    assert step_lines == ["AsyncSuspended", "OpCompleted", "OpCompleted", "OpCompleted"]
