@@ -30,26 +30,18 @@ _NONE: Final = CorrelationKind.NONE
 class _Run:
     """One-way envelopes to one peer being merged into one `SendEnvelope`."""
 
-    __slots__ = ("fills", "first", "peer", "redelivered", "size")
+    __slots__ = ("fills", "first", "key", "peer", "redelivered", "size")
 
-    def __init__(self, peer: PeerId, first: WireEnvelope, redelivered: bool, size: int) -> None:
+    def __init__(
+        self, peer: PeerId, first: WireEnvelope, redelivered: bool, size: int, key: _Key
+    ) -> None:
         self.peer = peer
         self.first = first
         self.fills: list[SlotFill] = list(first.fills)
         self.redelivered = redelivered
         self.size = size
-
-    def takes(self, envelope: WireEnvelope, redelivered: bool, size: int, max_fills: int) -> bool:
-        first = self.first
-        return (
-            redelivered is self.redelivered
-            and len(self.fills) + len(envelope.fills) <= max_fills
-            and self.size + size <= COALESCE_MAX_BYTES
-            and envelope.remaining_deadline_ns == first.remaining_deadline_ns
-            and envelope.dest_peer_addresses == first.dest_peer_addresses
-            and envelope.src_peer_addresses == first.src_peer_addresses
-            and envelope.schema_version == first.schema_version
-        )
+        #: What an envelope must share with `first` to join (see `_key`).
+        self.key = key
 
     def step(self) -> SendEnvelope:
         first = self.first
@@ -67,11 +59,9 @@ class _Run:
         return SendEnvelope(merged, self.peer, self.redelivered)
 
 
-def _mergeable_size(envelope: WireEnvelope) -> int:
-    """Payload + suffix bytes of a one-way envelope without RTT reports, else -1."""
-    if envelope.correlation.kind is not _NONE or envelope.edge_rtt_reports:
-        return -1
-    return sum(len(fill.payload) + len(fill.dest_suffix) for fill in envelope.fills)
+#: The `redelivered` flag, deadline, addresses and schema version: envelopes merge only
+#: when all are equal (compared as one tuple, in C).
+_Key = tuple[bool, int | None, tuple[bytes, ...], tuple[bytes, ...], int]
 
 
 def send_steps(outbound: list[OutboundItem], max_fills: int) -> list[SendEnvelope]:
@@ -80,17 +70,35 @@ def send_steps(outbound: list[OutboundItem], max_fills: int) -> list[SendEnvelop
         return [SendEnvelope(envelope, peer, again) for peer, envelope, again in outbound]
     out: list[SendEnvelope | _Run] = []
     open_runs: dict[PeerId, _Run] = {}
+    # One pass per envelope, its checks inline: this runs once per one-way message sent.
     for peer, envelope, redelivered in outbound:
-        size = _mergeable_size(envelope)
-        if size < 0:
+        if envelope.correlation.kind is not _NONE or envelope.edge_rtt_reports:
             open_runs.pop(peer, None)  # later one-way sends to `peer` go after this one
             out.append(SendEnvelope(envelope, peer, redelivered))
             continue
+        fills = envelope.fills
+        if len(fills) == 1:  # what one `ctx.send` builds
+            fill = fills[0]
+            size = len(fill.payload) + len(fill.dest_suffix)
+        else:
+            size = sum(len(fill.payload) + len(fill.dest_suffix) for fill in fills)
+        key = (
+            redelivered,
+            envelope.remaining_deadline_ns,
+            envelope.dest_peer_addresses,
+            envelope.src_peer_addresses,
+            envelope.schema_version,
+        )
         run = open_runs.get(peer)
-        if run is not None and run.takes(envelope, redelivered, size, max_fills):
-            run.fills += envelope.fills
+        if (
+            run is not None
+            and run.key == key
+            and len(run.fills) + len(fills) <= max_fills
+            and run.size + size <= COALESCE_MAX_BYTES
+        ):
+            run.fills += fills
             run.size += size
             continue
-        run = open_runs[peer] = _Run(peer, envelope, redelivered, size)
+        run = open_runs[peer] = _Run(peer, envelope, redelivered, size, key)
         out.append(run)
     return [item.step() if isinstance(item, _Run) else item for item in out]
