@@ -22,7 +22,8 @@ from typing import Any, Final
 import msgpack
 
 from bbnode.engine._codec import unpack_payload
-from bbnode.engine._envelope_decode import RawFill, decode_parts
+from bbnode.engine._envelope_decode import RawFill, decode_parts_msgpack
+from bbnode.engine._envelope_fast import decode_canonical
 from bbnode.engine._state import Exec, Inbound, PendingCompletion
 from bbnode.engine._syscalls import SyscallsMixin
 from bbnode.engine.envelope import Correlation, CorrelationKind, EnvelopeDecodeError
@@ -108,8 +109,14 @@ class InboundMixin(SyscallsMixin):
                     self.steps.append(PeerBlocked(src, decision.reason.code))  # type: ignore[union-attr]
                 return
         data = event.data
+        limits = self.config.envelope_limits
         try:
-            parts = decode_parts(data, self.config.envelope_limits)
+            # `decode_parts`, inlined: this runs once per received envelope
+            parts = None
+            if data.__class__ is bytes and len(data) <= limits.max_envelope_bytes:
+                parts = decode_canonical(data, limits)
+            if parts is None:
+                parts = decode_parts_msgpack(data, limits)
         except EnvelopeDecodeError as exc:
             self.counters.incr("envelopes_undecodable")
             frame_hash = fnv1a_64(data[:_FRAME_HASH_BYTES])
@@ -202,7 +209,7 @@ class InboundMixin(SyscallsMixin):
         deadline: int | None,
     ) -> None:
         request = self.requests.get(correlation.wire_req_id)
-        if request is None or request.target_peer != src:
+        if request is None or (request.target_peer is not src and request.target_peer != src):
             for index, _suffix, payload, _trigger, thash in fills:
                 self._fill_failed(src, index, thash, len(payload), "unmatched_response")
             return
@@ -213,6 +220,7 @@ class InboundMixin(SyscallsMixin):
             return
         site, parent = _parked(parked)
         delivered = False
+        now = self.now_ns
         for index, suffix, payload, trigger, thash in fills:
             if trigger:
                 value = None
@@ -222,9 +230,18 @@ class InboundMixin(SyscallsMixin):
                 except _PAYLOAD_ERRORS:
                     self._fill_failed(src, index, thash, len(payload), "payload_undecodable")
                     continue
-            inbound = Inbound(src, 0, self.now_ns, deadline, suffix)
-            inputs = {"peer_id": src, "payload": value, "correlation": correlation, "error": None}
-            self.start_exec(site, inputs, parent, inbound)
+            # `start_exec`, inlined (once per response)
+            exec_id = self.next_exec_id
+            self.next_exec_id = exec_id + 1
+            self.execs[exec_id] = Exec(parent, Inbound(src, 0, now, deadline, suffix))
+            key = (site, exec_id)
+            self.slots[key] = {
+                "peer_id": src,
+                "payload": value,
+                "correlation": correlation,
+                "error": None,
+            }
+            self.frontier.append(key)
             delivered = True
         if not delivered:
             self.request_error(request, "bad_response")

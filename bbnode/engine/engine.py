@@ -103,9 +103,17 @@ class Engine(InboundMixin):
             self._drain_frontier()
         if self.bus_queue:
             self._route_bus()
-        if self.scheduler.due(self.now_ns):
+        now = self.now_ns
+        if self.scheduler.due(now):
             self._fire_timers()
-        self._expire_and_complete()
+        if self.pending_async:
+            self._expire_suspensions(now)
+        if self.requests.due(now):
+            self._expire_requests(now)
+        if self.governor.bans_due(now):
+            self.governor.expire_blocks(now)
+        if self.pending_completions:
+            self._apply_completions()
         if self.frontier:
             self._drain_frontier()
         if self.fired_phases:
@@ -222,37 +230,16 @@ class Engine(InboundMixin):
                 if held is not None and held.timer == handle:
                     self.release_held(peer)
 
-    def _expire_and_complete(self) -> None:
-        now = self.now_ns
-        if self.pending_async:
-            expired = [
-                cmd
-                for cmd, pending in self.pending_async.items()
-                if pending.deadline_ns is not None and pending.deadline_ns <= now
-            ]
-            for cmd in expired:
-                pending = self.pending_async.pop(cmd)
-                detail = f"command {cmd} passed its deadline {pending.deadline_ns}"
-                self.op_failed(pending.op_ref, pending.exec_id, "timeout", detail)
-        if self.requests.due(now):
-            self._expire_requests(now)
-        if self.governor.bans_due(now):
-            self.governor.expire_blocks(now)
-        if self.pending_completions:
-            completions = self.pending_completions
-            self.pending_completions = []
-            for completion in completions:
-                waiting = self.pending_async.pop(completion.cmd_id, None)
-                if waiting is None:
-                    self.counters.incr("completions_unmatched")
-                elif completion.failure is not None:
-                    self.op_failed(
-                        waiting.op_ref, waiting.exec_id, "command_failed", completion.failure
-                    )
-                else:
-                    key = (waiting.resume_site, waiting.exec_id)
-                    self.slots[key] = completion.results or {}
-                    self.frontier.append(key)
+    def _expire_suspensions(self, now: int) -> None:
+        expired = [
+            cmd
+            for cmd, pending in self.pending_async.items()
+            if pending.deadline_ns is not None and pending.deadline_ns <= now
+        ]
+        for cmd in expired:
+            pending = self.pending_async.pop(cmd)
+            detail = f"command {cmd} passed its deadline {pending.deadline_ns}"
+            self.op_failed(pending.op_ref, pending.exec_id, "timeout", detail)
 
     def _expire_requests(self, now: int) -> None:
         for request in self.requests.expire(now):
@@ -266,6 +253,22 @@ class Engine(InboundMixin):
             self.counters.incr("requests_timed_out")
             self.record_failure(request.target_peer)
             self.request_error(request, "timeout")
+
+    def _apply_completions(self) -> None:
+        completions = self.pending_completions
+        self.pending_completions = []
+        for completion in completions:
+            waiting = self.pending_async.pop(completion.cmd_id, None)
+            if waiting is None:
+                self.counters.incr("completions_unmatched")
+            elif completion.failure is not None:
+                self.op_failed(
+                    waiting.op_ref, waiting.exec_id, "command_failed", completion.failure
+                )
+            else:
+                key = (waiting.resume_site, waiting.exec_id)
+                self.slots[key] = completion.results or {}
+                self.frontier.append(key)
 
     def _fire_lifecycle(self) -> None:
         phases = self.fired_phases
