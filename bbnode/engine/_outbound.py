@@ -30,6 +30,7 @@ from bbnode.engine.steps import (
     OpFailure,
     OutboundDropped,
     PeerResolveFailed,
+    SendEnvelope,
 )
 from bbnode.ids import PeerId
 
@@ -99,17 +100,21 @@ class OutboundMixin(EngineCore):
         # nothing due) runs once per host turn.
         steps = self.steps
         self.steps = []
-        outbound = self.outq.drain()
+        outbound, dropped = self.outq.take_all()
         pending = self.pending_outbound
         if pending:
             outbound[:0] = pending
             pending.clear()
-        if outbound:
+        if len(outbound) == 1:  # one request or response per cycle is common: no merging
+            peer, envelope, redelivered = outbound[0]
+            steps.append(SendEnvelope(envelope, peer, redelivered))
+        elif outbound:
             steps += send_steps(outbound, self.config.max_fills_per_envelope)
         if self.resolve_failed:
             steps.extend(self.resolve_failed)
             self.resolve_failed = []
-        dropped = self.outq.take_dropped() + self.held_dropped
+        if self.held_dropped:
+            dropped += self.held_dropped
         if dropped:
             self.held_dropped = 0
             self.counters.incr("outbound_dropped", dropped)

@@ -59,6 +59,19 @@ class OutboundQueue(Generic[T]):
         self._items.clear()
         return out
 
+    def take_all(self) -> tuple[list[T], int]:
+        """`(drain(), take_dropped())` in one call, for a consumer that reports both at once."""
+        items = self._items
+        if items:
+            out = list(items)
+            items.clear()
+        else:
+            out = []
+        dropped = self._dropped
+        if dropped:
+            self._dropped = 0
+        return out, dropped
+
     @property
     def dropped_since_drain(self) -> int:
         """Drops not yet reported: what the next `take_dropped()` returns."""

@@ -75,3 +75,15 @@ def test_restore_rejects_bad_state(state: object, match: str) -> None:
     with pytest.raises(FrameworkStateError, match=match):
         q.restore_state(state)  # type: ignore[arg-type]
     assert q.drain() == [9]
+
+
+def test_take_all_is_drain_and_take_dropped_in_one_call() -> None:
+    q: OutboundQueue[int] = OutboundQueue(capacity=2)
+    assert q.take_all() == ([], 0)
+    for i in range(5):
+        q.push(i)
+    assert q.take_all() == ([3, 4], 3)
+    assert q.take_all() == ([], 0)
+    assert q.total_dropped == 3
+    q.push(7)
+    assert q.take_all() == ([7], 0)
