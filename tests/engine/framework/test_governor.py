@@ -263,6 +263,17 @@ def test_expire_blocks_sweep_in_expiry_order() -> None:
     assert gov.next_block_expiry_ns() is None
 
 
+def test_bans_due_says_whether_expire_blocks_may_have_work() -> None:
+    gov = PeerGovernor()
+    gov.block(p(4))
+    assert not gov.bans_due(10**12)  # a ban without expiry never falls due
+    gov.block(p(1), until_ns=100)
+    assert not gov.bans_due(99)
+    assert gov.bans_due(100)
+    assert gov.expire_blocks(100) == [p(1)]
+    assert not gov.bans_due(10**12)
+
+
 def test_reblock_supersedes_previous_expiry() -> None:
     gov = PeerGovernor()
     gov.block(p(1), until_ns=100)

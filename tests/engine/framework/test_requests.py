@@ -42,6 +42,18 @@ def test_complete_returns_request_once() -> None:
     assert len(rt) == 0
 
 
+def test_due_says_whether_expire_may_have_work() -> None:
+    rt = RequestTracker()
+    assert not rt.due(10**12)
+    token = rt.start(p(1), 0, 10)
+    assert not rt.due(9)
+    assert rt.due(10)
+    rt.complete(token)
+    assert rt.due(10)  # a completed request's deadline is dropped lazily, by expire
+    assert rt.expire(10) == []
+    assert not rt.due(10**12)
+
+
 def test_expire_in_deadline_order_inclusive() -> None:
     rt = RequestTracker()
     t1 = rt.start(p(1), 0, 300)

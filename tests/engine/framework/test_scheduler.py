@@ -55,6 +55,18 @@ def test_cancelled_head_skipped_by_next_deadline() -> None:
     assert sched.next_deadline_ns() == 9
 
 
+def test_due_says_whether_pop_due_may_have_work() -> None:
+    sched: Scheduler[str] = Scheduler()
+    assert not sched.due(10**12)
+    handle = sched.schedule(100, "a")
+    assert not sched.due(99)
+    assert sched.due(100)
+    sched.cancel(handle)
+    assert sched.due(100)  # a cancelled timer still at the head: only pop_due can tell
+    assert sched.pop_due(100) == []
+    assert not sched.due(10**12)
+
+
 def test_mass_cancel_keeps_order() -> None:
     sched: Scheduler[int] = Scheduler()
     handles = [sched.schedule(i % 7, i) for i in range(1_000)]
