@@ -340,5 +340,6 @@ def restore_snapshot(
     ) as exc:
         raise RestoreError(f"snapshot does not restore: {exc}") from exc
     engine.incarnation = snap.incarnation + 1
+    engine.deadline_known = False  # timers, requests and suspensions were replaced
     for component in extra:
         engine.install(component)

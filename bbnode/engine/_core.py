@@ -137,6 +137,9 @@ class EngineCore:
         self.src_cache: dict[PeerId, tuple[tuple[bytes, ...], object]] = {}
         self.suffix_cache: dict[tuple[str, str], bytes] = {}
         self.type_hash_cache: dict[type, int] = {}
+        # `Engine.next_deadline_ns`'s answer, kept until the next poll or install changes it
+        self.deadline_memo: int | None = None
+        self.deadline_known = False
         # event type -> bound handler, for `handle_ingress` (built on first use)
         self.ingress_handlers: dict[type, Callable[[Any], None]] | None = None
         # `msgpack.packb` builds a Packer per call; one per engine (used only by the thread

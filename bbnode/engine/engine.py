@@ -63,6 +63,7 @@ class Engine(InboundMixin):
     # -- components ----------------------------------------------------------------------------
     def install(self, component: Component, run_hook: bool = True) -> int:
         """Register `component` (routes for every op) and run its `on_install` hook."""
+        self.deadline_known = False  # `on_install` may arm a timer or send a request
         problem = validate_component(component)
         if problem is not None:
             raise InstallError(problem)
@@ -93,6 +94,7 @@ class Engine(InboundMixin):
     # -- the cycle -----------------------------------------------------------------------------
     def poll(self, events: list[IngressEvent]) -> list[EngineStep]:
         """Run one cycle over `events` (already drained from ingress); see module docstring."""
+        self.deadline_known = False  # see `next_deadline_ns`
         # Each phase is entered only when it has work: a poll runs per host turn, and most
         # phases have none (a call that finds nothing costs more than the check).
         if self.finished:
@@ -283,7 +285,10 @@ class Engine(InboundMixin):
     # -- host queries --------------------------------------------------------------------------
     def next_deadline_ns(self) -> int | None:
         """Earliest engine time at which a timer, request or suspension matures (or None)."""
-        # Asked several times per host turn: no lists built when nothing is pending.
+        # Asked several times per host turn (and by `has_work`), while only a poll or an
+        # install (`on_install`) can change the answer: it is worked out once after each.
+        if self.deadline_known:
+            return self.deadline_memo
         best = self.scheduler.next_deadline_ns()
         request = self.requests.next_deadline_ns()
         if request is not None and (best is None or request < best):
@@ -292,6 +297,8 @@ class Engine(InboundMixin):
             deadline = pending.deadline_ns
             if deadline is not None and (best is None or deadline < best):
                 best = deadline
+        self.deadline_memo = best
+        self.deadline_known = True
         return best
 
     def has_work(self) -> bool:

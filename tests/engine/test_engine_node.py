@@ -295,3 +295,35 @@ def test_emit_reserved_topic_fails_the_op() -> None:
     assert isinstance(step, OpFailed)
     assert step.exec_id == exec_id
     assert "reserved" in step.error.detail
+
+
+class _ArmsOnInstall(Component):
+    """Arms a timer from `on_install`, outside any poll."""
+
+    TYPE_NAME = "arms_on_install"
+    OPS = ("fire",)
+
+    def on_install(self, ctx: OpContext) -> None:
+        ctx.after(7, "fire")
+
+    def dispatch(self, op: str, inputs: dict[str, Any], ctx: OpContext) -> Immediate:
+        return Immediate()
+
+
+def test_next_deadline_is_worked_out_again_after_every_poll_and_install() -> None:
+    node = _node()
+    assert node.next_deadline_ns() is None
+    node.invoke("worker", "act", {"do": "after", "delay": 10, "value": "x"})
+    assert node.next_deadline_ns() is None  # queued, not run yet
+    node.poll()
+    assert node.next_deadline_ns() == 10
+    assert not node.has_work()
+    node.tick(10)
+    assert node.next_deadline_ns() == 10  # a tick is only queued
+    node.poll()
+    assert node.next_deadline_ns() is None
+    node.install(_ArmsOnInstall())
+    assert node.next_deadline_ns() == 17
+    node.tick(17)
+    node.poll()
+    assert node.next_deadline_ns() is None
