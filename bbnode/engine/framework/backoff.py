@@ -117,7 +117,10 @@ class BackoffTable:
 
     def should_retry(self, peer: PeerId, now_ns: int) -> bool:
         """True when `peer` has no entry or `now_ns >= next_retry_ns`."""
-        row = self._entries.get(peer.to_bytes())
+        entries = self._entries
+        if not entries:  # nobody in backoff (the usual case): no key to build
+            return True
+        row = entries.get(peer.to_bytes())
         return row is None or now_ns >= row.next_retry_ns
 
     def state(self, peer: PeerId) -> BackoffState | None:

@@ -67,24 +67,27 @@ class RttTracker:
                 f"max_rto_ns ({max_rto_ns}) must be >= min_rto_ns ({min_rto_ns})"
             )
         self._max_peers = usage_int("max_peers", max_peers, minimum=1)
-        # peer -> (srtt_ns, rttvar_ns); order = least-recently-observed first.
-        self._estimates: OrderedDict[PeerId, tuple[int, int]] = OrderedDict()
+        # peer -> [srtt_ns, rttvar_ns]; order = least-recently-observed first.
+        self._estimates: OrderedDict[PeerId, list[int]] = OrderedDict()
 
     def observe(self, peer: PeerId, sample_ns: int) -> None:
         """Fold one RTT sample (ns, >= 0) into `peer`'s estimate."""
-        if isinstance(sample_ns, bool) or not isinstance(sample_ns, int) or sample_ns < 0:
+        # The exact check only off the usual case (a plain int >= 0).
+        if (sample_ns.__class__ is not int or sample_ns < 0) and (
+            isinstance(sample_ns, bool) or not isinstance(sample_ns, int) or sample_ns < 0
+        ):
             raise FrameworkUsageError(f"observe: sample_ns must be an int >= 0, got {sample_ns!r}")
         estimates = self._estimates
         current = estimates.get(peer)
         if current is None:
             if len(estimates) >= self._max_peers:
                 estimates.popitem(last=False)
-            estimates[peer] = (sample_ns, sample_ns // 2)
+            estimates[peer] = [sample_ns, sample_ns // 2]
             return
+        # Updated in place: one hash of `peer` (a Python-level `__hash__`) fewer than a store.
         srtt, rttvar = current
-        rttvar = (3 * rttvar + abs(srtt - sample_ns)) // 4
-        srtt = (7 * srtt + sample_ns) // 8
-        estimates[peer] = (srtt, rttvar)
+        current[1] = (3 * rttvar + abs(srtt - sample_ns)) // 4
+        current[0] = (7 * srtt + sample_ns) // 8
         estimates.move_to_end(peer)
 
     def srtt_ns(self, peer: PeerId) -> int | None:
@@ -123,14 +126,14 @@ class RttTracker:
     def restore_state(self, rows: list[Any]) -> None:
         """Replace every estimate with exported rows (the newest `max_peers` are kept)."""
         where = "rtt"
-        fresh: OrderedDict[PeerId, tuple[int, int]] = OrderedDict()
+        fresh: OrderedDict[PeerId, list[int]] = OrderedDict()
         for i, raw in enumerate(state_list(where, rows)):
             at = f"{where}[{i}]"
             peer_raw, srtt, rttvar = state_row(at, raw, 3)
             peer = state_peer(f"{at}.peer", peer_raw)
             if peer in fresh:
                 raise FrameworkStateError(f"{at}.peer: duplicate peer {peer}")
-            fresh[peer] = (state_int(f"{at}.srtt_ns", srtt), state_int(f"{at}.rttvar_ns", rttvar))
+            fresh[peer] = [state_int(f"{at}.srtt_ns", srtt), state_int(f"{at}.rttvar_ns", rttvar)]
         while len(fresh) > self._max_peers:
             fresh.popitem(last=False)
         self._estimates = fresh
