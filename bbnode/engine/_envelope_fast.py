@@ -278,7 +278,11 @@ def decode_canonical(data: bytes, limits: EnvelopeLimits) -> RawEnvelope | None:
             if data[pos : pos + _NO_RTT_SRC_LEN] != NO_RTT_SRC:
                 return None
             pos += _NO_RTT_SRC_LEN
-        src, pos = _addresses(data, pos, limits.max_src_addresses, max_address_bytes)
+        if data[pos] == _FIXARRAY:  # no source addresses
+            src: tuple[bytes, ...] = ()
+            pos += 1
+        else:
+            src, pos = _addresses(data, pos, limits.max_src_addresses, max_address_bytes)
         if data[pos:] != TAIL:
             return None
     except (_Deviation, IndexError, StructError):
