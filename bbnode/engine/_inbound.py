@@ -38,6 +38,7 @@ from bbnode.engine.ingress import (
     Invoke,
     PeerConnected,
     PeerDisconnected,
+    QueuedEnvelope,
     SendFailed,
     TimerMatured,
 )
@@ -62,7 +63,7 @@ def _parked(parked: object) -> tuple[int, int]:
 class InboundMixin(SyscallsMixin):
     """Ingress event handlers (phase 1)."""
 
-    def handle_ingress(self, events: list[IngressEvent]) -> None:
+    def handle_ingress(self, events: list[IngressEvent | QueuedEnvelope]) -> None:
         """Apply `events` in order."""
         handlers = self.ingress_handlers
         if handlers is None:
@@ -73,6 +74,7 @@ class InboundMixin(SyscallsMixin):
     def _ingress_handlers(self) -> dict[type, Callable[[Any], None]]:
         """The handler of each ingress event type (built once per engine, on first use)."""
         return {
+            tuple: self.on_queued_envelope,
             EnvelopeFrom: self.on_envelope,
             Invoke: self._on_invoke,
             AppEvent: self._on_app_event,
@@ -87,13 +89,17 @@ class InboundMixin(SyscallsMixin):
 
     # -- envelopes -----------------------------------------------------------------------------
     def on_envelope(self, event: EnvelopeFrom) -> None:
+        """An envelope event built elsewhere than `Node.deliver_inbound` (a restored one)."""
+        self.on_queued_envelope((event.src_peer, event.data, event.observed_address))
+
+    def on_queued_envelope(self, queued: QueuedEnvelope) -> None:
         """See the module docstring.
 
         The hottest path of the engine (once per received envelope): it works on the decoder's
         raw parts (`decode_parts`) instead of the envelope objects, and starts each execution
         inline (what `start_exec` does).
         """
-        src = event.src_peer
+        src, data, _observed = queued
         # One lookup serves the policy check and the address merge: a peer the governor let in
         # under its current `policy_token` is still let in (see `PeerGovernor`), so only a peer
         # not seen since the last policy change pays for `check_inbound` (with 100 000 bans,
@@ -108,7 +114,6 @@ class InboundMixin(SyscallsMixin):
                     self.blocked_this_cycle.add(src)
                     self.steps.append(PeerBlocked(src, decision.reason.code))  # type: ignore[union-attr]
                 return
-        data = event.data
         limits = self.config.envelope_limits
         try:
             # `decode_parts`, inlined: this runs once per received envelope

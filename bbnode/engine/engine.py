@@ -39,7 +39,7 @@ from bbnode.engine.component import (
     validate_component,
 )
 from bbnode.engine.errors import DuplicateComponent, InstallError
-from bbnode.engine.ingress import IngressEvent
+from bbnode.engine.ingress import IngressEvent, QueuedEnvelope
 from bbnode.engine.steps import (
     AsyncSuspended,
     EngineStep,
@@ -92,7 +92,7 @@ class Engine(InboundMixin):
         return ref
 
     # -- the cycle -----------------------------------------------------------------------------
-    def poll(self, events: list[IngressEvent]) -> list[EngineStep]:
+    def poll(self, events: list[IngressEvent | QueuedEnvelope]) -> list[EngineStep]:
         """Run one cycle over `events` (already drained from ingress); see module docstring."""
         self.deadline_known = False  # see `next_deadline_ns`
         # Each phase is entered only when it has work: a poll runs per host turn, and most

@@ -2,7 +2,8 @@
 
 Every `Node` entry point that carries work (envelopes, invocations, completions, transport
 outcomes, clock ticks) validates its input, wraps it in one of the frozen event types below
-and pushes it onto the `IngressQueue`. `Node.poll()` drains the whole queue in phase 1 of the
+(a received envelope in the plain tuple `QueuedEnvelope`, see there) and pushes it onto the
+`IngressQueue`. `Node.poll()` drains the whole queue in phase 1 of the
 cycle, in push order. Pushing only stores (h11's "buffer on input"): no engine state changes
 until the host polls.
 
@@ -38,6 +39,7 @@ __all__ = [
     "Invoke",
     "PeerConnected",
     "PeerDisconnected",
+    "QueuedEnvelope",
     "SendFailed",
     "TimerMatured",
     "event_from_snapshot",
@@ -154,6 +156,14 @@ for _event in (
 del _event
 
 
+QueuedEnvelope = tuple[PeerId, bytes, Address | None]
+"""An `EnvelopeFrom` as `Node.deliver_inbound` queues it: its three fields, in a plain tuple.
+
+One is queued per received envelope, and a tuple costs a fraction of what the frozen
+dataclass costs to build; the engine reads the tuple as it is, and `peek_all` (what snapshots
+see) hands out the `EnvelopeFrom`."""
+
+
 class IngressQueue:
     """Bounded FIFO of `IngressEvent`s, safe to push from any thread.
 
@@ -170,11 +180,11 @@ class IngressQueue:
         self.capacity = capacity
         self.max_inflight_bytes = max_inflight_bytes
         self.lock = threading.Lock()
-        self._events: deque[IngressEvent] = deque()
+        self._events: deque[IngressEvent | QueuedEnvelope] = deque()
         self._sizes: deque[int] = deque()
         self._inflight_bytes = 0
 
-    def push(self, event: IngressEvent, size: int = 0) -> None:
+    def push(self, event: IngressEvent | QueuedEnvelope, size: int = 0) -> None:
         """Queue `event` accounting `size` bytes against the in-flight budget."""
         # `push_locked`, inlined: this runs once per received envelope. An explicit acquire
         # and release cost half what `with` costs (its __enter__/__exit__ lookups and calls).
@@ -191,7 +201,7 @@ class IngressQueue:
         finally:
             lock.release()
 
-    def push_locked(self, event: IngressEvent, size: int = 0) -> None:
+    def push_locked(self, event: IngressEvent | QueuedEnvelope, size: int = 0) -> None:
         """`push` for a caller already holding `lock`."""
         if len(self._events) >= self.capacity:
             raise IngressFull(self.capacity)
@@ -201,8 +211,8 @@ class IngressQueue:
         self._sizes.append(size)
         self._inflight_bytes += size
 
-    def drain(self) -> list[IngressEvent]:
-        """Remove and return every queued event, oldest first."""
+    def drain(self) -> list[IngressEvent | QueuedEnvelope]:
+        """Remove and return every queued event, oldest first (envelopes as queued)."""
         lock = self.lock
         lock.acquire()  # not `with`: see `push`
         try:
@@ -217,7 +227,11 @@ class IngressQueue:
     def peek_all(self) -> list[tuple[IngressEvent, int]]:
         """Every queued `(event, size)`, oldest first, without removing them (snapshots)."""
         with self.lock:
-            return list(zip(self._events, self._sizes, strict=True))
+            queued = list(zip(self._events, self._sizes, strict=True))
+        return [
+            (EnvelopeFrom(*event) if event.__class__ is tuple else event, size)  # type: ignore[misc]
+            for event, size in queued
+        ]
 
     @property
     def inflight_bytes(self) -> int:

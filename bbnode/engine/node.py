@@ -51,7 +51,6 @@ from bbnode.engine.ingress import (
     Completion,
     CompletionFailed,
     DialFailed,
-    EnvelopeFrom,
     IngressQueue,
     Invoke,
     PeerConnected,
@@ -181,7 +180,7 @@ class Node:
             raise PayloadTooLarge("envelope", size, self._max_envelope_bytes)
         if observed_address is not None:
             _opt_address("observed_address", observed_address)
-        self._ingress.push(EnvelopeFrom(src_peer, data, observed_address), size)
+        self._ingress.push((src_peer, data, observed_address), size)  # see `QueuedEnvelope`
 
     def _site_check(self, module: object, op: object) -> tuple[str, str]:
         module_name = _text("module", module)

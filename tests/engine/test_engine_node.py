@@ -327,3 +327,25 @@ def test_next_deadline_is_worked_out_again_after_every_poll_and_install() -> Non
     node.tick(17)
     node.poll()
     assert node.next_deadline_ns() is None
+
+
+def test_a_queued_envelope_is_an_envelope_from_to_snapshots_and_to_a_restored_node() -> None:
+    node = _node()
+    sender = PeerId.from_u64(77)
+    observed = Address.tcp("10.0.0.9", 4001)
+    frame = _frame("queued")
+    node.deliver_inbound(sender, frame, observed)
+    snap = node.snapshot()
+    assert snap.transient.ingress == [
+        {
+            "Envelope": {
+                "src_peer": sender.to_bytes(),
+                "data": frame,
+                "observed_address": observed.to_bytes(),
+            }
+        }
+    ]
+    restored = Node.from_snapshot(snap, node.config, [Worker()])
+    steps = node.poll()
+    assert any(isinstance(step, OpCompleted) for step in steps)
+    assert restored.poll() == steps
