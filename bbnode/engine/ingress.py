@@ -3,9 +3,8 @@
 Every `Node` entry point that carries work (envelopes, invocations, completions, transport
 outcomes, clock ticks) validates its input, wraps it in one of the frozen event types below
 (a received envelope in the plain tuple `QueuedEnvelope`, see there) and pushes it onto the
-`IngressQueue`. `Node.poll()` drains the whole queue in phase 1 of the
-cycle, in push order. Pushing only stores (h11's "buffer on input"): no engine state changes
-until the host polls.
+`IngressQueue`. `Node.poll()` drains the whole queue in phase 1 of the cycle, in push order.
+Pushing only stores (h11's "buffer on input"): no engine state changes until the host polls.
 
 The queue is the one place in `bbnode.engine` that may be touched from another thread (e.g. a
 transport thread delivering envelopes while the driver polls), hence the single lock. It is
