@@ -75,7 +75,7 @@ BENCH_TIMEOUT_S = 120.0
 #: Round trips are timed in this many portions, alternating between the daemons and the
 #: bare pair (daemons, bare, bare, daemons, ...): a change in the machine's speed during
 #: the run (a busy host) then hits both alike instead of skewing their ratio.
-PORTIONS = 8
+PORTIONS = 20
 
 
 class Bench(Component):
