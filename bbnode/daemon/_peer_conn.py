@@ -5,8 +5,9 @@ one socket read as a single :class:`~.events.FramesIn` item on the driver's boun
 channel (a full channel stops us reading, which pushes back on the peer through TCP instead
 of growing memory; one item per read, not per frame, keeps the driver's wakeups per read).
 
-Sending: the driver appends to the outbound queue, a plain deque, and at the end of its turn
-flushes every queue it touched (:class:`~._send_queue.SendScheduler`): *every* frame queued (up to
+Sending: the driver appends to the outbound queue, a plain deque, and after its turn's first
+poll flushes every queue it touched (:class:`~._send_queue.SendScheduler`; again at the end of
+the turn if later polls sent more): *every* frame queued (up to
 ``COALESCE_MAX_BYTES``) is encrypted with one ``send_frames`` and written with one
 non-blocking write straight from the driver, so a request costs no task switch on the way
 out. Only what the socket does not take at once goes to the writer task (``send_all``),
@@ -108,7 +109,7 @@ class PeerConnection:
     def enqueue(self, item: OutboundFrame) -> bool:
         """Queue a frame without waiting; False when the queue is full or closing.
 
-        The frame goes out at the next ``sends.flush()`` (the driver's end of turn) or
+        The frame goes out at the next ``sends.flush()`` (the driver's, after a poll) or
         :meth:`kick`, whichever is first.
         """
         outbox = self.outbox

@@ -32,9 +32,9 @@ class SendScheduler:
     """Outbound bookkeeping shared by the connections of one manager.
 
     - ``dirty``: connections given frames since the last :meth:`flush`. The driver calls
-      :meth:`flush` once per turn, which encrypts each dirty queue and writes it straight
-      to its socket when the writer task is idle (no task switch per burst); what the
-      socket does not take at once goes to the writer task.
+      :meth:`flush` after a turn's first poll and at its end; it encrypts each dirty queue
+      and writes it straight to its socket when the writer task is idle (no task switch
+      per burst); what the socket does not take at once goes to the writer task.
     - ``burst_buffer``: where bursts are encrypted for those direct writes.
     - ``over``: connections whose queue reached ``high_water_frames`` (mapped to the time
       of their last write); one leaves once its queue is back to half that.

@@ -2,9 +2,10 @@
 
 Steps run in the order one poll returned them. A ``SendEnvelope`` only queues its frame on
 the peer's connection (or a dial, through the connection manager); the driver flushes the
-touched connections once per turn. Peer verdicts close connections, app events go to
-subscribers; every step is counted as ``step.<Type>`` (folded into the counters when they
-are read), unhandled ones logged at debug.
+touched connections after the turn's first poll (and again at its end if later polls sent
+more). Peer verdicts close connections, app events go to subscribers; every step is
+counted as ``step.<Type>`` (folded into the counters when they are read), unhandled ones
+logged at debug.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ class StepExecutor:
             self._driver.known_peers.add(peer)
             reason = manager.queue_for_dial(peer, item, self._addresses_for(peer, envelope))
         elif conn.enqueue(item):
-            return  # the hot path: a live connection with room (flushed at the end of the turn)
+            return  # the hot path: a live connection with room (the driver flushes it)
         else:
             reason = manager.refused(conn)
         if reason is not None:
