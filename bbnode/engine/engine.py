@@ -38,6 +38,7 @@ from bbnode.engine.component import (
     site_id,
     validate_component,
 )
+from bbnode.engine.envelope import CorrelationKind
 from bbnode.engine.errors import DuplicateComponent, InstallError
 from bbnode.engine.ingress import IngressEvent, QueuedEnvelope
 from bbnode.engine.steps import (
@@ -49,12 +50,14 @@ from bbnode.engine.steps import (
     OpFailure,
     WireTimeout,
 )
+from bbnode.ids import PeerId
 
 __all__ = ["Engine"]
 
 _AFTER: Final = "after"
 _INTERVAL: Final = "interval"
 _RELEASE: Final = "release"
+_REQUEST: Final = CorrelationKind.REQUEST
 
 
 class Engine(InboundMixin):
@@ -253,8 +256,31 @@ class Engine(InboundMixin):
                 )
             )
             self.counters.incr("requests_timed_out")
-            self.record_failure(request.target_peer)
+            if not self._drop_held_request(request.target_peer, request.wire_req_id):
+                self.record_failure(request.target_peer)
             self.request_error(request, "timeout")
+
+    def _drop_held_request(self, peer: PeerId, wire_req_id: int) -> bool:
+        """Drop the request `wire_req_id` from `peer`'s held envelopes; True if it was there.
+
+        A request that timed out while held in `peer`'s cooldown never left this node, so
+        `peer` did not fail it: counting it as a failure would push the cooldown on again,
+        and a component that keeps sending requests (the heartbeat) would then hold every
+        one of them for good. Nor is it sent once the cooldown ends: its caller has had its
+        timeout.
+        """
+        held = self.held.get(peer)
+        if held is None:
+            return False
+        for send in held.sends:
+            correlation = send.envelope.correlation
+            if correlation.wire_req_id == wire_req_id and correlation.kind is _REQUEST:
+                held.sends.remove(send)
+                if not held.sends:
+                    self.scheduler.cancel(held.timer)
+                    del self.held[peer]
+                return True
+        return False
 
     def _apply_completions(self) -> None:
         completions = self.pending_completions

@@ -120,6 +120,37 @@ def test_held_envelopes_released_early_by_a_success() -> None:
     assert _events(net, 1, "got") == ["held"]
 
 
+def test_a_request_that_times_out_while_held_is_dropped_and_no_failure_of_the_peer() -> None:
+    """It never left the node, so its timeout must not extend the peer's cooldown: if it
+    did, a component that keeps sending requests (the heartbeat) would hold every one of
+    them for good, each timeout pushing the cooldown past the next release."""
+    net = _echo_net()  # backoff base 10 ms
+    net.nodes[0].send_failed(net.peers[1], 0, "reset")  # cooldown until 10 ms
+    net.run_until_quiet()
+    failures = net.nodes[0].peer_health(net.peers[1])
+    assert failures is not None
+    net.clear()
+    net.nodes[0].invoke(
+        "echo", "request", {"to": net.peers[1], "value": "late", "deadline_ns": 5 * MS}
+    )
+    net.nodes[0].invoke("echo", "notify", {"to": net.peers[1], "value": "kept"})
+    net.run_until_quiet()
+    assert net.of_type(0, SendEnvelope) == []  # both held
+    net.advance(5 * MS)
+    (timeout,) = net.of_type(0, WireTimeout)
+    assert timeout.target_peer == net.peers[1]
+    assert _events(net, 0, "reply") == [[None, "timeout"]]
+    health = net.nodes[0].peer_health(net.peers[1])
+    assert health is not None
+    assert health.consecutive_failures == failures.consecutive_failures
+    assert net.nodes[0].next_deadline_ns() == 10 * MS  # the cooldown did not move
+    net.advance(5 * MS)
+    # Only the one-way envelope goes out: the request's caller already had its timeout.
+    (sent,) = net.of_type(0, SendEnvelope)
+    assert [fill.payload for fill in sent.envelope.fills] == [msgpack.packb("kept")]
+    assert _events(net, 1, "got") == ["kept"]
+
+
 def test_request_timeout_gives_wire_timeout_and_failure() -> None:
     net = _echo_net()
     net.blackhole(1)
