@@ -109,7 +109,7 @@ def _framework_snapshot(engine: Engine) -> FrameworkSnapshot:
             [
                 peer.to_bytes(),
                 held.timer,
-                [[encode_envelope(s.envelope), s.op_ref, s.exec_id] for s in held.sends],
+                [[encode_envelope(s.envelope), s.op_ref, s.exec_id] for s in held.live()],
             ]
             for peer, held in engine.held.items()
         ],
@@ -256,7 +256,7 @@ def _restore_framework(engine: Engine, fw: FrameworkSnapshot) -> None:
         held = Held(int(timer), deque())
         for envelope_raw, op_ref, exec_id in sends:
             envelope = decode_envelope(envelope_raw, limits).envelope
-            held.sends.append(HeldSend(envelope, op_ref, exec_id))
+            held.add(HeldSend(envelope, op_ref, exec_id))
         engine.held[_peer(f"held_outbound[{i}]", peer_raw)] = held
     engine.held_dropped = fw.held_dropped
     for i, entry in enumerate(fw.pending_outbound):

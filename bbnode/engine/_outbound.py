@@ -80,10 +80,9 @@ class OutboundMixin(EngineCore):
         if held is None:
             timer = self.scheduler.schedule(max(retry_ns, self.now_ns), [_RELEASE, peer])
             held = self.held[peer] = Held(timer)
-        if len(held.sends) >= self.config.max_outbound_queue:
-            held.sends.popleft()
+        if len(held.sends) >= self.config.max_outbound_queue and held.drop_oldest():
             self.held_dropped += 1
-        held.sends.append(send)
+        held.add(send)
 
     def release_held(self, peer: PeerId) -> None:
         """Take `peer`'s held envelopes and gate each again, in the order they were held."""
@@ -91,7 +90,7 @@ class OutboundMixin(EngineCore):
         if held is None:
             return
         self.scheduler.cancel(held.timer)
-        for send in held.sends:
+        for send in held.live():
             self.gate_send(peer, send.envelope, send.op_ref, send.exec_id)
 
     def emit_outputs(self) -> list[EngineStep]:

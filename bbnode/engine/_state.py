@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from bbnode.engine._fastinit import fast_frozen_init
-from bbnode.engine.envelope import WireEnvelope
+from bbnode.engine.envelope import CorrelationKind, WireEnvelope
 from bbnode.ids import PeerId
 
 __all__ = ["Exec", "Held", "HeldSend", "Inbound", "PendingAsync", "PendingCompletion"]
@@ -81,10 +81,53 @@ class HeldSend:
 
 @dataclass(slots=True)
 class Held:
-    """A peer's held envelopes and the timer that releases them at `retry_ns`."""
+    """A peer's held envelopes and the timer that releases them at `retry_ns`.
+
+    A held request that times out is dropped (`drop_request`) by taking its token out of
+    `requests`, not by searching `sends`: it then stays in `sends`, skipped by `live()`.
+    """
 
     timer: int
     sends: deque[HeldSend] = field(default_factory=deque)
+    #: The `wire_req_id` of every request in `sends` still to be sent.
+    requests: set[int] = field(default_factory=set)
+
+    def add(self, send: HeldSend) -> None:
+        """Hold `send` after the others."""
+        self.sends.append(send)
+        correlation = send.envelope.correlation
+        if correlation.kind is _REQUEST:
+            self.requests.add(correlation.wire_req_id)
+
+    def drop_oldest(self) -> bool:
+        """Drop the oldest held send (the queue is full); False if it was dropped already."""
+        correlation = self.sends.popleft().envelope.correlation
+        if correlation.kind is not _REQUEST:
+            return True
+        if correlation.wire_req_id not in self.requests:
+            return False
+        self.requests.discard(correlation.wire_req_id)
+        return True
+
+    def drop_request(self, wire_req_id: int) -> bool:
+        """Never send the held request `wire_req_id`; True if it was held and not dropped."""
+        if wire_req_id not in self.requests:
+            return False
+        self.requests.discard(wire_req_id)
+        return True
+
+    def live(self) -> list[HeldSend]:
+        """The held sends still to be sent, oldest first."""
+        requests = self.requests
+        return [
+            send
+            for send in self.sends
+            if send.envelope.correlation.kind is not _REQUEST
+            or send.envelope.correlation.wire_req_id in requests
+        ]
+
+
+_REQUEST = CorrelationKind.REQUEST
 
 
 for _record in (PendingAsync, PendingCompletion, HeldSend):

@@ -38,7 +38,6 @@ from bbnode.engine.component import (
     site_id,
     validate_component,
 )
-from bbnode.engine.envelope import CorrelationKind
 from bbnode.engine.errors import DuplicateComponent, InstallError
 from bbnode.engine.ingress import IngressEvent, QueuedEnvelope
 from bbnode.engine.steps import (
@@ -57,7 +56,6 @@ __all__ = ["Engine"]
 _AFTER: Final = "after"
 _INTERVAL: Final = "interval"
 _RELEASE: Final = "release"
-_REQUEST: Final = CorrelationKind.REQUEST
 
 
 class Engine(InboundMixin):
@@ -270,17 +268,7 @@ class Engine(InboundMixin):
         timeout.
         """
         held = self.held.get(peer)
-        if held is None:
-            return False
-        for send in held.sends:
-            correlation = send.envelope.correlation
-            if correlation.wire_req_id == wire_req_id and correlation.kind is _REQUEST:
-                held.sends.remove(send)
-                if not held.sends:
-                    self.scheduler.cancel(held.timer)
-                    del self.held[peer]
-                return True
-        return False
+        return held is not None and held.drop_request(wire_req_id)
 
     def _apply_completions(self) -> None:
         completions = self.pending_completions

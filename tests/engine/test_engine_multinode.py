@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import msgpack
 
-from bbnode.engine import NodeConfig
+from bbnode.engine import Node, NodeConfig
+from bbnode.engine.envelope import decode_envelope
 from bbnode.engine.steps import (
     AppEvent,
     PeerBlocked,
@@ -149,6 +150,31 @@ def test_a_request_that_times_out_while_held_is_dropped_and_no_failure_of_the_pe
     (sent,) = net.of_type(0, SendEnvelope)
     assert [fill.payload for fill in sent.envelope.fills] == [msgpack.packb("kept")]
     assert _events(net, 1, "got") == ["kept"]
+
+
+def test_a_dropped_held_request_stays_dropped_across_a_snapshot_a_live_one_is_restored() -> None:
+    net = _echo_net()
+    net.nodes[0].send_failed(net.peers[1], 0, "reset")  # cooldown until 10 ms
+    net.run_until_quiet()
+    for value, deadline_ms in (("late", 5), ("kept", 50)):
+        net.nodes[0].invoke(
+            "echo", "request", {"to": net.peers[1], "value": value, "deadline_ns": deadline_ms * MS}
+        )
+    net.run_until_quiet()
+    net.advance(5 * MS)  # "late" times out while held
+    snap = net.nodes[0].snapshot()
+    ((peer, _timer, sends),) = snap.transient.framework.held_outbound
+    assert peer == net.peers[1].to_bytes()
+    assert [decode_envelope(raw).envelope.fills[0].payload for raw, _, _ in sends] == [
+        msgpack.packb("kept")
+    ]
+    net.nodes[0] = Node.from_snapshot(snap, net.nodes[0].config, [Echo()])
+    net.clear()
+    net.advance(5 * MS)  # the cooldown ends: the restored node sends "kept" alone
+    (sent,) = net.of_type(0, SendEnvelope)
+    assert [fill.payload for fill in sent.envelope.fills] == [msgpack.packb("kept")]
+    assert _events(net, 1, "got") == ["kept"]
+    assert _events(net, 0, "reply") == [["kept", None]]
 
 
 def test_request_timeout_gives_wire_timeout_and_failure() -> None:
