@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from bbnode.engine._fastinit import fast_frozen_init
 from bbnode.engine.envelope import CorrelationKind, WireEnvelope
@@ -79,6 +79,9 @@ class HeldSend:
     exec_id: int
 
 
+_REQUEST: Final = CorrelationKind.REQUEST
+
+
 @dataclass(slots=True)
 class Held:
     """A peer's held envelopes and the timer that releases them at `retry_ns`.
@@ -125,9 +128,6 @@ class Held:
             if send.envelope.correlation.kind is not _REQUEST
             or send.envelope.correlation.wire_req_id in requests
         ]
-
-
-_REQUEST = CorrelationKind.REQUEST
 
 
 for _record in (PendingAsync, PendingCompletion, HeldSend):
