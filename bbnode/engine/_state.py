@@ -103,17 +103,18 @@ class Held:
             self.requests.add(correlation.wire_req_id)
 
     def drop_oldest(self) -> bool:
-        """Drop the oldest held send (the queue is full); False if it was dropped already."""
+        """Drop the oldest held send (the queue is full); False if it was dropped already.
+
+        A request dropped here keeps its token in `requests`: it never left the node either,
+        so its timeout must not count as a failure of the peer (see `drop_request`). The
+        tokens go with this `Held` at release.
+        """
         correlation = self.sends.popleft().envelope.correlation
-        if correlation.kind is not _REQUEST:
-            return True
-        if correlation.wire_req_id not in self.requests:
-            return False
-        self.requests.discard(correlation.wire_req_id)
-        return True
+        return correlation.kind is not _REQUEST or correlation.wire_req_id in self.requests
 
     def drop_request(self, wire_req_id: int) -> bool:
-        """Never send the held request `wire_req_id`; True if it was held and not dropped."""
+        """Never send the held request `wire_req_id`; True if it was held here (even if the
+        full queue dropped it since), False if not or if it was dropped this way already."""
         if wire_req_id not in self.requests:
             return False
         self.requests.discard(wire_req_id)

@@ -8,6 +8,7 @@ from bbnode.engine import Node, NodeConfig
 from bbnode.engine.envelope import decode_envelope
 from bbnode.engine.steps import (
     AppEvent,
+    OutboundDropped,
     PeerBlocked,
     PeerDown,
     PeerUp,
@@ -150,6 +151,30 @@ def test_a_request_that_times_out_while_held_is_dropped_and_no_failure_of_the_pe
     (sent,) = net.of_type(0, SendEnvelope)
     assert [fill.payload for fill in sent.envelope.fills] == [msgpack.packb("kept")]
     assert _events(net, 1, "got") == ["kept"]
+
+
+def test_a_held_request_the_full_queue_dropped_is_no_failure_of_the_peer_either() -> None:
+    net = _echo_net(max_outbound_queue=2)
+    net.nodes[0].send_failed(net.peers[1], 0, "reset")  # cooldown until 10 ms
+    net.run_until_quiet()
+    failures = net.nodes[0].peer_health(net.peers[1])
+    assert failures is not None
+    net.clear()
+    net.nodes[0].invoke(
+        "echo", "request", {"to": net.peers[1], "value": "lost", "deadline_ns": 5 * MS}
+    )
+    for k in range(2):  # the queue holds two: the request is dropped to make room
+        net.nodes[0].invoke("echo", "notify", {"to": net.peers[1], "value": k})
+    net.run_until_quiet()
+    assert net.of_type(0, OutboundDropped) == [OutboundDropped(1)]
+    net.advance(5 * MS)
+    (timeout,) = net.of_type(0, WireTimeout)
+    assert timeout.target_peer == net.peers[1]
+    health = net.nodes[0].peer_health(net.peers[1])
+    assert health is not None
+    assert health.consecutive_failures == failures.consecutive_failures
+    net.advance(5 * MS)
+    assert _events(net, 1, "got") == [0, 1]
 
 
 def test_a_dropped_held_request_stays_dropped_across_a_snapshot_a_live_one_is_restored() -> None:
