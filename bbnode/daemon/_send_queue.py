@@ -57,14 +57,12 @@ class SendScheduler:
         #: hand memory back to the kernel and fault it in again on every burst.
         self.burst_buffer = bytearray()
 
-    def flush(self, now: float | None = None) -> None:
-        """Write every dirty connection's queue (see the class docstring); ``now`` is the
-        trio time to stamp the writes with (the driver passes its turn's)."""
+    def flush(self) -> None:
+        """Write every dirty connection's queue (see the class docstring)."""
         dirty = self.dirty
         if dirty:
             self.dirty = []
-            if now is None:
-                now = trio.current_time()
+            now = trio.current_time()  # one clock read stamps the writes of every connection
             for conn in dirty:
                 conn.flush(now)
 

@@ -125,13 +125,6 @@ class EngineDriver:
         self._frames_in = 0
         self._frames_in_folded = 0
         counters.add_folder(self._fold_frames_in)
-        #: Set when the inputs just applied synced the engine clock, so the turn's first
-        #: poll need not sync it again.
-        self._synced = False
-        #: The engine's next deadline as of the end of the last turn. Only a poll arms or
-        #: clears engine timers, so it holds until the next poll: the sync before inputs
-        #: and the wake time use it instead of asking the engine again.
-        self._deadline_ns: int | None = None
         #: Called with each turn's duration in seconds (the metrics histogram), when set.
         self.observe_turn_s: Callable[[float], None] | None = None
         #: Executes the steps of each poll (see :mod:`._step_exec`).
@@ -170,13 +163,9 @@ class EngineDriver:
         observe = self.observe_turn_s
         started = time.perf_counter() if observe is not None else 0.0
         executed = 0
-        synced, self._synced = self._synced, False
         sends = self.manager.sends
         for polls in range(64):  # bounded: a component that keeps itself busy still yields
-            if synced:
-                synced = False  # `_wait_for_input` synced just before the inputs
-            else:
-                self._sync_clock(self.node.next_deadline_ns())
+            self._sync_clock()
             out = self.node.poll()
             if out:
                 self._steps.execute_all(out)
@@ -185,27 +174,26 @@ class EngineDriver:
                 # What the inputs caused goes out before anything else is looked at: in a
                 # request/response exchange the peer is waiting for it. One write per
                 # touched connection.
-                sends.flush(now)
+                sends.flush()
             if sends.over or not self.node.has_work():
                 # A socket is behind (let it drain before producing more), or quiet (no
                 # empty poll needed to find out).
                 break
-        sends.flush(now)  # what later polls sent, if any
-        self._deadline_ns = self.node.next_deadline_ns()
+        sends.flush()  # what later polls sent, if any
         self._housekeeping(now)
         if observe is not None:
             observe(time.perf_counter() - started)
         return executed
 
-    def _sync_clock(self, deadline: int | None) -> None:
+    def _sync_clock(self) -> None:
         """Tick the engine when a timer is due or its clock lags by TICK_SLACK_NS or more.
 
         The engine's clock moves only on ticks, and the timers its components arm (request
         timeouts, ``ctx.after``) count from it, so it must not fall behind real time while
-        no timer is due. Called before inputs are applied and before each poll, with the
-        engine's next deadline.
+        no timer is due. Called before inputs are applied and before each poll.
         """
         now = self.clock.now_ns()
+        deadline = self.node.next_deadline_ns()  # kept by the engine between polls
         if now - self._ticked_ns >= TICK_SLACK_NS or (deadline is not None and deadline <= now):
             self._ticked_ns = now
             self.node.tick(now)
@@ -229,7 +217,7 @@ class EngineDriver:
         wake_at = self._next_snapshot_at
         if self._next_watchdog_at < wake_at:
             wake_at = self._next_watchdog_at
-        deadline = self._deadline_ns
+        deadline = self.node.next_deadline_ns()
         if deadline is not None and (engine_at := self.clock.to_trio_time(deadline)) < wake_at:
             wake_at = engine_at
         return wake_at
@@ -255,9 +243,7 @@ class EngineDriver:
         # ``receive`` yields even when an input is waiting, so other tasks run between
         # turns when inputs keep coming.
         item = await receive.receive()
-        # Envelopes and invocations below see the current time.
-        self._sync_clock(self._deadline_ns)
-        self._synced = True
+        self._sync_clock()  # envelopes and invocations below see the current time
         frames_limit = self._frames_in + _BATCH_FRAMES
         handle(item)
         # Drain what is ready now, so one poll covers it all.
@@ -330,12 +316,6 @@ class EngineDriver:
             self.node.invoke(self.settings.heartbeat_module, op, {"peer": peer.to_bytes()})
 
     # -- steps -------------------------------------------------------------------------------
-    def execute_all(self, out: Sequence[Any]) -> None:
-        """Execute the steps of one poll, in order; counts them as ``step.<Type>``.
-
-        Frames are only queued: the caller flushes (``manager.sends.flush()``)."""
-        self._steps.execute_all(out)
-
     def learn_bootstrap_peer(self, peer: PeerId, address: Address) -> None:
         """A bootstrap address without /p2p turned out to be ``peer`` (see `bootstrap`)."""
         known = self.static_addresses.setdefault(peer, [])

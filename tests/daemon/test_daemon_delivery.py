@@ -145,7 +145,7 @@ def _take_sends(driver: EngineDriver, peer: bytes, count: int) -> list[steps.Sen
                 ours.append(step)
             else:
                 others.append(step)
-        driver.execute_all(others)
+        driver._steps.execute_all(others)
     driver.manager.sends.flush()
     assert len(ours) == count
     return ours
