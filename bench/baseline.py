@@ -202,32 +202,46 @@ def latency_figures(elapsed_s: float, latencies: list[int]) -> dict[str, Any]:
     }
 
 
+#: What starting the server end gives the client: its port and ``all_received``.
+_Server = tuple[int, Callable[[], Awaitable[None]]]
+
+
+@asynccontextmanager
+async def _server_here(one_way: int) -> AsyncIterator[_Server]:
+    """The server end in this trio loop; stopped on exit."""
+    done_one_way = trio.Event()
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(
+                trio.serve_tcp, _server(one_way, done_one_way.set), 0, host="127.0.0.1"
+            )
+        )
+        yield listeners[0].socket.getsockname()[1], done_one_way.wait
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def _server_child(one_way: int) -> AsyncIterator[_Server]:
+    """The server end in a child process (this file with ``--serve``); it stops on exit."""
+    async with open_child([__file__, "--serve", str(one_way)]) as (_, lines):
+        port = int((await lines.next())["port"])
+
+        async def all_received() -> None:
+            await lines.next()
+
+        yield port, all_received
+
+
 @asynccontextmanager
 async def bare_pair(
     processes: int, one_way: int = ONE_WAY
 ) -> AsyncIterator[tuple[BareClient, Callable[[], Awaitable[None]]]]:
     """The bare pair, connected: the client and ``all_received`` (returns once the server
     has all ``one_way`` one-way messages). The server runs in this trio loop
-    (``processes=1``) or in a child process (this file with ``--serve``)."""
-    if processes == 1:
-        done_one_way = trio.Event()
-        async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(
-                functools.partial(
-                    trio.serve_tcp, _server(one_way, done_one_way.set), 0, host="127.0.0.1"
-                )
-            )
-            client = await BareClient.connect(listeners[0].socket.getsockname()[1])
-            yield client, done_one_way.wait
-            await client.aclose()
-            nursery.cancel_scope.cancel()
-        return
-    async with open_child([__file__, "--serve", str(one_way)]) as (_, lines):
-        client = await BareClient.connect(int((await lines.next())["port"]))
-
-        async def all_received() -> None:
-            await lines.next()
-
+    (``processes=1``) or in a child process (``processes=2``)."""
+    server = _server_here(one_way) if processes == 1 else _server_child(one_way)
+    async with server as (port, all_received):
+        client = await BareClient.connect(port)
         yield client, all_received
         await client.aclose()
 
@@ -244,7 +258,7 @@ async def run_baseline_pair(
 
 
 async def _serve_child(one_way: int) -> None:
-    """The child of ``bare_pair(2)``: serve until stdin closes."""
+    """The child of ``_server_child``: serve until stdin closes."""
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(
             functools.partial(
@@ -269,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve is not None:
         trio.run(_serve_child, args.serve)
         return 0
+    # The GC settings the daemon bench's processes run with (see its docstring).
+    tune_gc_for_serving()
     for processes in (1, 2):
         figures = trio.run(run_baseline_pair, processes)
         print(

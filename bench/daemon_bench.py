@@ -261,57 +261,65 @@ def _received(line: dict[str, Any]) -> tuple[int, float]:
     return int(line["received"]), float(line["cpu_s"])
 
 
+#: What starting daemon B gives daemon A: B's port and PeerId, and ``all_received``.
+_DaemonB = tuple[int, PeerId, Callable[[], Awaitable[tuple[int, float]]]]
+
+
+@asynccontextmanager
+async def _daemon_b_here(
+    nursery: trio.Nursery, serve: Callable[[Daemon], Awaitable[Any]], state: Path, one_way: int
+) -> AsyncIterator[_DaemonB]:
+    """Daemon B in this trio loop, serving in ``nursery``; asked to stop on exit."""
+    b_bench = Bench(expected=one_way)
+    port = _free_port()
+    daemon_b, b_peer = await _started(nursery, serve, state, port, b_bench)
+
+    async def all_received() -> tuple[int, float]:
+        with trio.move_on_after(ONE_WAY_WAIT_S):
+            await b_bench.one_way_done.wait()
+        return b_bench.received, b_bench.receive_cpu_s
+
+    yield port, b_peer, all_received
+    daemon_b.request_stop()
+
+
+@asynccontextmanager
+async def _daemon_b_child(one_way: int) -> AsyncIterator[_DaemonB]:
+    """Daemon B in a child process (this file with ``--serve-b``); it stops on exit."""
+    async with open_child([__file__, "--serve-b", str(one_way)]) as (child, lines):
+        ready = await lines.next()
+
+        async def all_received() -> tuple[int, float]:
+            # One pipe hop more than the in-process event: microseconds. If B has not got
+            # everything in time, closing its stdin makes it report what it has.
+            with trio.move_on_after(ONE_WAY_WAIT_S):
+                return _received(await lines.next())
+            await close_stdin(child)
+            return _received(await lines.next())
+
+        yield int(ready["port"]), PeerId.from_string(ready["peer"]), all_received
+
+
 @asynccontextmanager
 async def daemon_pair(processes: int, one_way: int = ONE_WAY) -> AsyncIterator[DaemonPair]:
     """Daemon A in this process connected to daemon B, which runs in this trio loop too
-    (``processes=1``) or in a child process (this file with ``--serve-b``); B expects
-    ``one_way`` one-way messages. Both stop on exit."""
+    (``processes=1``) or in a child process (``processes=2``); B expects ``one_way``
+    one-way messages. Both stop on exit."""
     bench_over = trio.Event()
     serve = functools.partial(_serve, bench_over=bench_over)
     a_bench = Bench()
     with tempfile.TemporaryDirectory() as tmp:
         async with trio.open_nursery() as nursery:
             if processes == 1:
-                b_bench = Bench(expected=one_way)
-                port_b = _free_port()
-                daemon_b, b_peer = await _started(nursery, serve, Path(tmp) / "b", port_b, b_bench)
-
-                async def all_received() -> tuple[int, float]:
-                    with trio.move_on_after(ONE_WAY_WAIT_S):
-                        await b_bench.one_way_done.wait()
-                    return b_bench.received, b_bench.receive_cpu_s
-
+                daemon_b = _daemon_b_here(nursery, serve, Path(tmp) / "b", one_way)
+            else:
+                daemon_b = _daemon_b_child(one_way)
+            async with daemon_b as (port_b, b_peer, all_received):
                 daemon_a, _ = await _started(
                     nursery, serve, Path(tmp) / "a", _free_port(), a_bench, _address(port_b, b_peer)
                 )
                 yield DaemonPair(daemon_a, a_bench, b_peer, all_received)
-                bench_over.set()
-                daemon_a.request_stop()
-                daemon_b.request_stop()
-                return
-            async with open_child([__file__, "--serve-b", str(one_way)]) as (child, lines):
-                ready = await lines.next()
-                b_peer = PeerId.from_string(ready["peer"])
-
-                async def all_received() -> tuple[int, float]:
-                    # One pipe hop more than the in-process event: microseconds. If B has
-                    # not got everything in time, closing its stdin makes it report what
-                    # it has.
-                    with trio.move_on_after(ONE_WAY_WAIT_S):
-                        return _received(await lines.next())
-                    await close_stdin(child)
-                    return _received(await lines.next())
-
-                daemon_a, _ = await _started(
-                    nursery,
-                    serve,
-                    Path(tmp) / "a",
-                    _free_port(),
-                    a_bench,
-                    _address(ready["port"], b_peer),
-                )
-                yield DaemonPair(daemon_a, a_bench, b_peer, all_received)
-                bench_over.set()
+                bench_over.set()  # before B stops: see `_serve`
                 daemon_a.request_stop()
 
 
@@ -353,7 +361,7 @@ def _combined(portions: list[tuple[float, list[int]]]) -> dict[str, Any]:
 
 
 async def _serve_b(one_way: int) -> None:
-    """The child of ``run_daemon_bench_two_process``: daemon B until stdin closes.
+    """The child of ``_daemon_b_child``: daemon B until stdin closes.
 
     Prints ``{"peer", "port"}`` once serving, then ``{"received"}`` once all ``one_way``
     messages are in, or at stdin EOF if they never were.
