@@ -114,7 +114,11 @@ def _framework_snapshot(engine: Engine) -> FrameworkSnapshot:
             for peer, held in engine.held.items()
         ],
         held_dropped=engine.held_dropped,
-        src_address_cache=[[p.to_bytes(), list(raw)] for p, (raw, _) in engine.src_cache.items()],
+        # Only peers with addresses: an empty entry only remembers a policy token, which a
+        # restore does not keep anyway.
+        src_address_cache=[
+            [p.to_bytes(), list(raw)] for p, (raw, _) in engine.src_cache.items() if raw
+        ],
     )
 
 

@@ -125,3 +125,12 @@ def test_a_restored_node_applies_its_config_blocklist_to_peers_seen_before() -> 
         node.snapshot(), NodeConfig(rng_seed=3, blocklist=frozenset({P1})), [Worker()]
     )
     assert _received(restored, 2) == [PeerBlocked(P1, "blocklisted")]
+
+
+def test_a_peer_that_sent_no_addresses_leaves_no_snapshot_entry() -> None:
+    """The memo remembers it (its policy token), but a snapshot has nothing to keep of it."""
+    node = _node()
+    assert _got(1) in _received(node, 1)
+    node.deliver_inbound(P2, _frame(2, src=()))
+    assert _got(2, P2) in node.poll()
+    assert node.snapshot().transient.framework.src_address_cache == [[P1.to_bytes(), [SRC]]]
