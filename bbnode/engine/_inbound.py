@@ -22,8 +22,7 @@ from typing import Any, Final
 import msgpack
 
 from bbnode.engine._codec import unpack_payload
-from bbnode.engine._envelope_decode import RawFill, decode_parts_msgpack
-from bbnode.engine._envelope_fast import decode_canonical
+from bbnode.engine._envelope_decode import RawFill, decode_parts
 from bbnode.engine._state import Exec, Inbound, PendingCompletion
 from bbnode.engine._syscalls import SyscallsMixin
 from bbnode.engine.envelope import Correlation, CorrelationKind, EnvelopeDecodeError
@@ -114,14 +113,8 @@ class InboundMixin(SyscallsMixin):
                     self.blocked_this_cycle.add(src)
                     self.steps.append(PeerBlocked(src, decision.reason.code))  # type: ignore[union-attr]
                 return
-        limits = self.config.envelope_limits
         try:
-            # `decode_parts`, inlined: this runs once per received envelope
-            parts = None
-            if data.__class__ is bytes and len(data) <= limits.max_envelope_bytes:
-                parts = decode_canonical(data, limits)
-            if parts is None:
-                parts = decode_parts_msgpack(data, limits)
+            parts = decode_parts(data, self.config.envelope_limits)
         except EnvelopeDecodeError as exc:
             self.counters.incr("envelopes_undecodable")
             frame_hash = fnv1a_64(data[:_FRAME_HASH_BYTES])
