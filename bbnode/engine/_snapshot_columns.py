@@ -59,6 +59,8 @@ TABLE_ROW_TYPES: Final = frozenset(_KINDS)
 _BIN8: Final = 0xC4
 _FIXARRAY_1: Final = 0x91
 _FIXARRAY_0: Final = 0x90
+#: msgpack's (canonical) array header for `n` items.
+_array_header: Final = msgpack.Packer().pack_array_header
 
 
 def encode_table(rows: Sequence[Any], row_type: type[Any]) -> Any:
@@ -114,15 +116,6 @@ def _unpack_column(where: str, data: Any, n: int) -> list[Any]:
     if not isinstance(values, list) or len(values) != n:
         raise SnapshotDecodeError(f"{where}: expected an array of {n} items, got {values!r:.60}")
     return values
-
-
-def _array_header(n: int) -> bytes:
-    """msgpack's (canonical) array header for `n` items."""
-    if n < 16:
-        return bytes((0x90 | n,))
-    if n < 1 << 16:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
 
 
 def _bin_layout(data: bytes, start: int, n: int, prefix: int) -> Strided | None:
