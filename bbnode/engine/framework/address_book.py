@@ -297,11 +297,10 @@ class AddressBook:
             )
         checks = (partial(ip_tcp_addresses_ok, max_per_peer=self._max_addresses), int_column_ok)
         adopted = adopt_checked(rows, AddressBookEntrySnapshot, checks)
-        if adopted is None:
-            by_peer = self._checked_one_by_one(where, rows)
-            keys: Sequence[bytes] = tuple(by_peer)
-        else:
-            keys, by_peer = adopted
+        by_peer = self._checked_one_by_one(where, rows) if adopted is None else adopted[1]
+        # The rows' own keys, in order: not the decoded peer column, which would keep its
+        # whole buffer alive as long as the book.
+        keys = tuple(by_peer)
         self._rows = by_peer
         self._inserted = {}
         self._restored = keys
