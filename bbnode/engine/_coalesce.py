@@ -66,7 +66,7 @@ _Key = tuple[bool, int | None, tuple[bytes, ...], tuple[bytes, ...], int]
 
 def send_steps(outbound: list[OutboundItem], max_fills: int) -> list[SendEnvelope]:
     """The `SendEnvelope` steps for `outbound` (in order), merged as the module docstring says."""
-    if len(outbound) == 1 or max_fills == 1:  # one request or response per cycle is common
+    if max_fills == 1:  # nothing to merge (a lone envelope: `emit_outputs` does not call this)
         return [SendEnvelope(envelope, peer, again) for peer, envelope, again in outbound]
     out: list[SendEnvelope | _Run] = []
     open_runs: dict[PeerId, _Run] = {}
