@@ -18,7 +18,7 @@ import msgpack
 
 from bbnode._multiformats import fnv1a_64
 from bbnode.engine._envelope_layout import (
-    CORRELATION,
+    CORRELATION_HEADS,
     DEADLINE,
     FILL,
     FILLS,
@@ -26,7 +26,6 @@ from bbnode.engine._envelope_layout import (
     NO_DEADLINE,
     NO_RTT_SRC,
     PAYLOAD,
-    REQ_ID,
     RTT,
     SRC,
     TAIL,
@@ -37,7 +36,6 @@ from bbnode.engine._envelope_types import (
     SCHEMA_VERSION,
     U64_MAX,
     Correlation,
-    CorrelationKind,
     EnvelopeEncodeError,
     SlotFill,
     WireEnvelope,
@@ -45,9 +43,6 @@ from bbnode.engine._envelope_types import (
 
 __all__ = ["encode_envelope", "type_hash_of"]
 
-# The correlation map up to its `wire_req_id` value, for each kind (the encoded kind is its
-# int value, a positive fixint).
-_CORRELATION_HEADS: Final = {kind: CORRELATION + bytes([kind]) + REQ_ID for kind in CorrelationKind}
 # One shared Packer instead of `packb`, which allocates a fresh 256 KiB buffer per call. Safe
 # to share: only exact builtin types reach it (checked below), so `pack` runs to completion in
 # C without calling back into Python or releasing the GIL; autoreset clears it even on error.
@@ -94,7 +89,7 @@ def encode_envelope(env: WireEnvelope) -> bytes:
     corr = env.correlation
     if type(corr) is not Correlation:
         raise EnvelopeEncodeError(f"correlation: {corr!r} is not a valid Correlation")
-    correlation_head = _CORRELATION_HEADS.get(corr.kind)  # None: not a CorrelationKind
+    correlation_head = CORRELATION_HEADS.get(corr.kind)  # None: not a CorrelationKind
     wire_req_id = corr.wire_req_id
     if correlation_head is None or not (type(wire_req_id) is int and 0 <= wire_req_id <= U64_MAX):
         raise EnvelopeEncodeError(f"correlation: {corr!r} is not a valid Correlation")

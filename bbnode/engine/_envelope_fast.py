@@ -42,7 +42,7 @@ from struct import error as StructError
 from typing import Final
 
 from bbnode.engine._envelope_layout import (
-    CORRELATION,
+    CORRELATION_HEADS,
     DEADLINE,
     FILL,
     FILLS,
@@ -51,7 +51,6 @@ from bbnode.engine._envelope_layout import (
     NO_DEADLINE,
     NO_RTT_SRC,
     PAYLOAD,
-    REQ_ID,
     TAIL,
     TRIGGER_FALSE,
     TRIGGER_TRUE,
@@ -89,10 +88,8 @@ _read_u64: Final = Struct(">Q").unpack_from
 # value in between are compared as one slice (each comparison costs as much as the slice):
 # the fills key and a one-fill array with that fill's first key;
 _ONE_FILL: Final = FILLS + b"\x91" + FILL
-# the correlation map up to its `wire_req_id` value, one per kind (kind byte -> CorrelationKind);
-_CORRELATION_HEADS: Final = {
-    CORRELATION + bytes([wire]) + REQ_ID: kind for wire, kind in enumerate(KINDS)
-}
+# `CORRELATION_HEADS` the other way round: the bytes read -> the CorrelationKind
+_KIND_OF_HEAD: Final = {head: kind for kind, head in CORRELATION_HEADS.items()}
 # a one-way envelope's `wire_req_id` 0, no deadline, no rtt reports, up to the source addresses;
 _ONE_WAY_REST: Final = b"\x00" + NO_DEADLINE + NO_RTT_SRC
 # Their lengths, spelled out once (a `len()` call per use would cost as much as the compare).
@@ -102,7 +99,7 @@ _ONE_FILL_LEN: Final = len(_ONE_FILL)
 _FILL_LEN: Final = len(FILL)
 _PAYLOAD_LEN: Final = len(PAYLOAD)
 _TRIGGER_LEN: Final = len(TRIGGER_FALSE)
-_CORRELATION_HEAD_LEN: Final = len(CORRELATION) + 1 + len(REQ_ID)
+_CORRELATION_HEAD_LEN: Final = len(CORRELATION_HEADS[KINDS[0]])  # the same for every kind
 _ONE_WAY_REST_LEN: Final = len(_ONE_WAY_REST)
 _DEADLINE_LEN: Final = len(DEADLINE)
 _NO_RTT_SRC_LEN: Final = len(NO_RTT_SRC)
@@ -248,7 +245,7 @@ def decode_canonical(data: bytes, limits: EnvelopeLimits) -> RawEnvelope | None:
                 return None  # a FillError: the general path words it
             fills.append((index, suffix, payload, trigger, type_hash))
 
-        kind = _CORRELATION_HEADS.get(data[pos : pos + _CORRELATION_HEAD_LEN])
+        kind = _KIND_OF_HEAD.get(data[pos : pos + _CORRELATION_HEAD_LEN])
         if kind is None:
             return None
         pos += _CORRELATION_HEAD_LEN

@@ -65,3 +65,6 @@ TAIL: Final = _key("schema_version") + msgpack.packb(SCHEMA_VERSION)
 
 KINDS: Final = (CorrelationKind.NONE, CorrelationKind.REQUEST, CorrelationKind.RESPONSE)
 """The `correlation.kind` wire discriminants, in order: `KINDS[kind]` is its CorrelationKind."""
+CORRELATION_HEADS: Final = {kind: CORRELATION + bytes([kind]) + REQ_ID for kind in KINDS}
+"""The correlation map up to its `wire_req_id` value, for each kind (whose wire value, a
+positive fixint, is its int value); the encoder writes these, the fast reader matches them."""
