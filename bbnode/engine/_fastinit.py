@@ -3,8 +3,8 @@
 A frozen dataclass's generated `__init__` stores every field with
 `object.__setattr__(self, "name", value)` (a global lookup, an attribute lookup and a
 three-argument call per field), because its own `__setattr__` refuses writes. For the records
-the engine builds once or more per envelope (`EnvelopeFrom`, `Inbound`, `OpCompleted`,
-`AppEvent`, `Immediate`, ...) that was a measurable share of the per-envelope cost.
+the engine builds once or more per envelope (`OpCompleted`, `SendEnvelope`, `AppEvent`,
+`Immediate`, ...) that was a measurable share of the per-envelope cost.
 
 `fast_frozen_init(cls)` replaces it with an equivalent `__init__` that stores through the
 class's own slot descriptors (the same storage the frozen check guards; no name lookups). Same

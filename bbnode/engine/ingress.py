@@ -138,7 +138,8 @@ class PeerDisconnected(IngressEvent):
     reason: str
 
 
-# One event per received envelope: use the descriptor-storing `__init__` (see `_fastinit`).
+# Built per tick, invocation or transport outcome: use the descriptor-storing `__init__`
+# (see `_fastinit`). A received envelope is queued as a `QueuedEnvelope` tuple instead.
 for _event in (
     EnvelopeFrom,
     AppEvent,
