@@ -156,3 +156,41 @@ async def test_every_step_kind_is_counted_and_those_without_a_handler_logged_at_
     }
     # a's poll (its lines come before it writes the envelope), then b's `msg`.
     assert step_lines == ["AsyncSuspended", "OpCompleted", "OpCompleted", "OpCompleted"]
+
+
+async def test_a_turn_writes_after_its_first_poll_and_again_for_what_later_polls_sent(
+    tmp_path: Path,
+) -> None:
+    """The driver flushes right after a turn's first poll (a peer may be waiting for that
+    reply), and at the end of the turn what a later poll of the same turn sent."""
+    receiver = OneWay()
+    async with connected_daemons(tmp_path, [OneWay()], [receiver]) as (a, b):
+        assert a.backend is not None
+        assert b.backend is not None
+        b_peer = b.backend.driver.manager.local_peer.to_bytes()
+        calls: list[str] = []
+
+        def arm(d: EngineDriver) -> None:
+            node, sends = d.node, d.manager.sends
+            poll, flush = node.poll, sends.flush
+
+            def logged_poll() -> Any:
+                out = poll()
+                calls.append("poll")
+                if calls.count("poll") == 1:  # work for a second poll of the same turn
+                    node.invoke("oneway", "send", {"peer": b_peer, "n": 2})
+                return out
+
+            def logged_flush() -> None:
+                calls.append("flush")
+                flush()
+
+            node.poll = logged_poll  # type: ignore[method-assign]
+            sends.flush = logged_flush  # type: ignore[method-assign]
+            node.invoke("oneway", "send", {"peer": b_peer, "n": 1})
+
+        await a.backend.call(arm)
+        with trio.fail_after(WAIT_S):
+            while receiver.received < 2:  # noqa: ASYNC110 - b's tasks count arrivals
+                await trio.sleep(0.01)
+        assert calls[:4] == ["poll", "flush", "poll", "flush"]

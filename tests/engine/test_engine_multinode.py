@@ -261,3 +261,32 @@ def test_late_response_is_unmatched() -> None:
     (failed,) = net.of_type(0, WireReceiveFailed)
     assert (failed.kind, failed.fill_index) == ("unmatched_response", 0)
     assert _events(net, 0, "reply") == [[None, "timeout"]]
+
+
+def test_a_held_request_that_timed_out_is_not_counted_again_when_the_full_queue_pops_it() -> None:
+    net = _echo_net(max_outbound_queue=2)
+    net.nodes[0].send_failed(net.peers[1], 0, "reset")  # cooldown until 10 ms
+    net.run_until_quiet()
+    net.clear()
+    net.nodes[0].invoke(
+        "echo", "request", {"to": net.peers[1], "value": "late", "deadline_ns": 5 * MS}
+    )
+    net.nodes[0].invoke("echo", "notify", {"to": net.peers[1], "value": "a"})
+    net.run_until_quiet()
+    net.advance(5 * MS)  # "late" times out while held: dropped, still in the queue
+    net.clear()
+    net.nodes[0].invoke("echo", "notify", {"to": net.peers[1], "value": "b"})  # pops "late"
+    net.run_until_quiet()
+    assert net.of_type(0, OutboundDropped) == []  # nothing live was dropped
+    net.advance(5 * MS)
+    assert _events(net, 1, "got") == ["a", "b"]
+
+
+def test_sends_past_the_outbound_queue_in_one_cycle_are_reported_dropped() -> None:
+    net = _echo_net(max_outbound_queue=2)
+    net.clear()
+    for k in range(5):
+        net.nodes[0].invoke("echo", "notify", {"to": net.peers[1], "value": k})
+    net.run_until_quiet()
+    assert net.of_type(0, OutboundDropped) == [OutboundDropped(3)]
+    assert _events(net, 1, "got") == [3, 4]

@@ -263,3 +263,31 @@ def test_rows_that_do_not_fit_the_columns_stay_rows() -> None:
     assert isinstance(raw["transient"]["framework"]["address_book"], list)
     with pytest.raises(SnapshotDecodeError, match="address_book: malformed row"):
         NodeSnapshot.decode(wrong.encode())
+
+
+def test_an_addresses_column_whose_items_only_look_strided_is_checked_item_by_item() -> None:
+    raw = _raw(_node(2, 1).snapshot())
+    table = dict(_tables(raw)["address_book"])
+    a = Address.tcp("10.0.0.1", 7001).to_bytes()
+    b = Address.tcp("10.0.0.1", 7002).to_bytes()
+    # [[a, 1], b]: 1 + 11 + 11 bytes, bins where one address per row would put them.
+    table["addresses"] = b"\x92" + b"\x92\xc4\x08" + a + b"\x01\xc4\x08" + b
+    assert msgpack.unpackb(table["addresses"]) == [[a, 1], b]
+    data = _with_table(raw, "address_book", table)
+    with pytest.raises((RestoreError, SnapshotDecodeError)):
+        Node.from_snapshot(NodeSnapshot.decode(data), NodeConfig(rng_seed=3))
+
+
+def test_peer_bins_of_differing_lengths_that_sum_to_a_stride_get_no_layout() -> None:
+    raw = _raw(_node(3, 1).snapshot())
+    table = dict(_tables(raw)["address_book"])
+    ids = [b"\x00" * 10, b"\x00" * 9, b"\x00" * 11]  # 12 + 11 + 13 bytes: three strides of 12
+    table["peer_id"] = msgpack.packb(ids)
+    decoded = NodeSnapshot.decode(_with_table(raw, "address_book", table))
+    book = decoded.transient.framework.address_book
+    assert isinstance(book, ColumnRows)
+    assert book.columns is not None
+    peers = book.columns[0]
+    assert isinstance(peers, PackedBytes)
+    assert list(peers) == ids
+    assert peers.layout is None
