@@ -122,19 +122,31 @@ def test_held_envelopes_released_early_by_a_success() -> None:
     assert _events(net, 1, "got") == ["held"]
 
 
+def _cooled_down(net: Network) -> int:
+    """Put node 0's peer 1 in cooldown (one failure: until 10 ms, the backoff base), clear
+    the steps so far; returns peer 1's failure count."""
+    net.nodes[0].send_failed(net.peers[1], 0, "reset")
+    net.run_until_quiet()
+    net.clear()
+    health = net.nodes[0].peer_health(net.peers[1])
+    assert health is not None
+    return health.consecutive_failures
+
+
+def _request(net: Network, value: str, deadline_ms: int) -> None:
+    """Node 0 asks peer 1 to echo `value`, timing out at `deadline_ms`."""
+    net.nodes[0].invoke(
+        "echo", "request", {"to": net.peers[1], "value": value, "deadline_ns": deadline_ms * MS}
+    )
+
+
 def test_a_request_that_times_out_while_held_is_dropped_and_no_failure_of_the_peer() -> None:
     """It never left the node, so its timeout must not extend the peer's cooldown: if it
     did, a component that keeps sending requests (the heartbeat) would hold every one of
     them for good, each timeout pushing the cooldown past the next release."""
-    net = _echo_net()  # backoff base 10 ms
-    net.nodes[0].send_failed(net.peers[1], 0, "reset")  # cooldown until 10 ms
-    net.run_until_quiet()
-    failures = net.nodes[0].peer_health(net.peers[1])
-    assert failures is not None
-    net.clear()
-    net.nodes[0].invoke(
-        "echo", "request", {"to": net.peers[1], "value": "late", "deadline_ns": 5 * MS}
-    )
+    net = _echo_net()
+    failures = _cooled_down(net)
+    _request(net, "late", 5)
     net.nodes[0].invoke("echo", "notify", {"to": net.peers[1], "value": "kept"})
     net.run_until_quiet()
     assert net.of_type(0, SendEnvelope) == []  # both held
@@ -144,7 +156,7 @@ def test_a_request_that_times_out_while_held_is_dropped_and_no_failure_of_the_pe
     assert _events(net, 0, "reply") == [[None, "timeout"]]
     health = net.nodes[0].peer_health(net.peers[1])
     assert health is not None
-    assert health.consecutive_failures == failures.consecutive_failures
+    assert health.consecutive_failures == failures
     assert net.nodes[0].next_deadline_ns() == 10 * MS  # the cooldown did not move
     net.advance(5 * MS)
     # Only the one-way envelope goes out: the request's caller already had its timeout.
@@ -155,14 +167,8 @@ def test_a_request_that_times_out_while_held_is_dropped_and_no_failure_of_the_pe
 
 def test_a_held_request_the_full_queue_dropped_is_no_failure_of_the_peer_either() -> None:
     net = _echo_net(max_outbound_queue=2)
-    net.nodes[0].send_failed(net.peers[1], 0, "reset")  # cooldown until 10 ms
-    net.run_until_quiet()
-    failures = net.nodes[0].peer_health(net.peers[1])
-    assert failures is not None
-    net.clear()
-    net.nodes[0].invoke(
-        "echo", "request", {"to": net.peers[1], "value": "lost", "deadline_ns": 5 * MS}
-    )
+    failures = _cooled_down(net)
+    _request(net, "lost", 5)
     for k in range(2):  # the queue holds two: the request is dropped to make room
         net.nodes[0].invoke("echo", "notify", {"to": net.peers[1], "value": k})
     net.run_until_quiet()
@@ -172,19 +178,16 @@ def test_a_held_request_the_full_queue_dropped_is_no_failure_of_the_peer_either(
     assert timeout.target_peer == net.peers[1]
     health = net.nodes[0].peer_health(net.peers[1])
     assert health is not None
-    assert health.consecutive_failures == failures.consecutive_failures
+    assert health.consecutive_failures == failures
     net.advance(5 * MS)
     assert _events(net, 1, "got") == [0, 1]
 
 
 def test_a_dropped_held_request_stays_dropped_across_a_snapshot_a_live_one_is_restored() -> None:
     net = _echo_net()
-    net.nodes[0].send_failed(net.peers[1], 0, "reset")  # cooldown until 10 ms
-    net.run_until_quiet()
-    for value, deadline_ms in (("late", 5), ("kept", 50)):
-        net.nodes[0].invoke(
-            "echo", "request", {"to": net.peers[1], "value": value, "deadline_ns": deadline_ms * MS}
-        )
+    _cooled_down(net)
+    _request(net, "late", 5)
+    _request(net, "kept", 50)
     net.run_until_quiet()
     net.advance(5 * MS)  # "late" times out while held
     snap = net.nodes[0].snapshot()
@@ -265,12 +268,8 @@ def test_late_response_is_unmatched() -> None:
 
 def test_a_held_request_that_timed_out_is_not_counted_again_when_the_full_queue_pops_it() -> None:
     net = _echo_net(max_outbound_queue=2)
-    net.nodes[0].send_failed(net.peers[1], 0, "reset")  # cooldown until 10 ms
-    net.run_until_quiet()
-    net.clear()
-    net.nodes[0].invoke(
-        "echo", "request", {"to": net.peers[1], "value": "late", "deadline_ns": 5 * MS}
-    )
+    _cooled_down(net)
+    _request(net, "late", 5)
     net.nodes[0].invoke("echo", "notify", {"to": net.peers[1], "value": "a"})
     net.run_until_quiet()
     net.advance(5 * MS)  # "late" times out while held: dropped, still in the queue
