@@ -4,10 +4,12 @@ Loop: apply due timers (``tick`` at ``next_deadline_ns``), ``poll``, execute eve
 (:mod:`._step_exec`: a dispatch table keyed by step type; sends only queue frames), flush
 the touched connections right after the first poll (a peer may be waiting for a reply) and
 at the end of the turn if later polls sent more, then sleep until the next input,
-the next engine deadline, the next checkpoint or the next watchdog ping, whichever is first. On
-waking, *every* input already waiting is applied before the next poll (bounded, so timers
-still run under a flood). While a connection's queue is above its high-water mark and
-still draining, the loop takes no new input (backpressure; see ``_wait_for_sockets``).
+the next engine deadline, the next checkpoint or the next watchdog ping, whichever is first
+(a turn that stopped at its bound of 64 polls with engine work left only yields, then turns
+again with whatever input is ready). On waking, *every* input already waiting is applied
+before the next poll (bounded, so timers still run under a flood). While a connection's
+queue is above its high-water mark and still draining, the loop takes no new input
+(backpressure; see ``_wait_for_sockets``).
 Inputs arrive on one bounded trio channel: frames and connection news from connection tasks
 (:mod:`.events`) and control-socket calls (:class:`ControlCall`), so even control commands
 run here, between polls.
@@ -115,6 +117,8 @@ class EngineDriver:
         self.known_peers: set[PeerId] = set()
         self.last_turn_s = trio.current_time()
         self._ticked_ns = -TICK_SLACK_NS  # the first turn ticks
+        #: Whether the last turn stopped with engine work left (see ``turn``).
+        self._work_left = False
         self._snapshot_due = False
         self._next_snapshot_at = trio.current_time() + settings.snapshot_interval_s
         # Armed by start_watchdog() once READY=1 went out: systemd expects READY first.
@@ -155,7 +159,15 @@ class EngineDriver:
                         wake.deadline = wake_deadline = wake_at
                     if self.manager.sends.over:
                         await self._wait_for_sockets()
-                    await self._wait_for_input()
+                    if self._work_left:
+                        # The turn stopped at its bound (or for a socket) with engine work
+                        # left: take what input is ready and turn again, without waiting for
+                        # input that may never come.
+                        await trio.lowlevel.checkpoint()
+                        self._sync_clock()
+                        self._take_ready_inputs(self._frames_in + _BATCH_FRAMES)
+                    else:
+                        await self._wait_for_input()
 
     def turn(self) -> int:
         """Tick due timers, then poll and execute until the engine is quiet; steps run."""
@@ -175,10 +187,14 @@ class EngineDriver:
                 # request/response exchange the peer is waiting for it. One write per
                 # touched connection.
                 sends.flush()
-            if sends.over or not self.node.has_work():
-                # A socket is behind (let it drain before producing more), or quiet (no
-                # empty poll needed to find out).
+            if sends.over:  # a socket is behind: let it drain before producing more
+                self._work_left = self.node.has_work()
                 break
+            if not self.node.has_work():  # quiet (no empty poll needed to find out)
+                self._work_left = False
+                break
+        else:  # the bound: the loop turns again at once (see ``run``)
+            self._work_left = True
         sends.flush()  # what later polls sent, if any
         self._housekeeping(now)
         if observe is not None:
@@ -238,15 +254,19 @@ class EngineDriver:
     async def _wait_for_input(self) -> None:
         """Take the next input (or be cancelled by ``run``'s wake deadline), then every
         input already waiting."""
-        receive = self._receive
-        handle = self.handle_input
         # ``receive`` yields even when an input is waiting, so other tasks run between
         # turns when inputs keep coming.
-        item = await receive.receive()
+        item = await self._receive.receive()
         self._sync_clock()  # envelopes and invocations below see the current time
         frames_limit = self._frames_in + _BATCH_FRAMES
-        handle(item)
-        # Drain what is ready now, so one poll covers it all.
+        self.handle_input(item)
+        self._take_ready_inputs(frames_limit)
+
+    def _take_ready_inputs(self, frames_limit: int) -> None:
+        """Apply the inputs already waiting (up to ``_BATCH`` of them, and no more once
+        ``frames_limit`` frames were received), so one poll covers them all."""
+        receive = self._receive
+        handle = self.handle_input
         for _ in range(_BATCH):
             if self._frames_in >= frames_limit:
                 break

@@ -1,20 +1,25 @@
-"""The driver's wake deadline: engine timers fire in order however their deadlines move.
+"""When the driver turns: engine timers fire in order however their deadlines move, and
+engine work left at the end of a turn goes on without waiting for input.
 
 The driver keeps one cancel scope across waits and only moves its deadline earlier (see
-``EngineDriver.run``); these check the three cases that arise: a timer armed *earlier* than
-the one already waited for, a deadline left behind by a cancelled timer (a spare turn, after
-which the next deadline must still be armed), and a later timer outliving both.
+``EngineDriver.run``); the timer tests check the three cases that arise: a timer armed
+*earlier* than the one already waited for, a deadline left behind by a cancelled timer (a
+spare turn, after which the next deadline must still be armed), and a later timer outliving
+both.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
 import trio
 
+from bbnode.daemon import node_factory
 from bbnode.daemon.driver import EngineDriver
 from bbnode.daemon.supervisor import Daemon
 from bbnode.engine.component import Component, Immediate
@@ -111,3 +116,49 @@ async def test_timer_armed_after_idle_counts_from_now(tmp_path: Path) -> None:
     # A lower bound only (firing late on a loaded machine is fine); the driver lets the
     # engine's clock lag by at most TICK_SLACK_NS (1 ms).
     assert timers.fired_at["after_idle"] - armed_at >= 0.3 - 0.002
+
+
+class Chain(Component):
+    """``step`` calls itself locally until ``left`` reaches 0, then sets ``done``."""
+
+    TYPE_NAME: ClassVar[str] = "chain"
+    OPS: ClassVar[tuple[str, ...]] = ("step",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 0
+        self.done = trio.Event()
+
+    def dispatch(self, op: str, inputs: dict[str, Any], ctx: Any) -> Immediate:
+        self.steps += 1
+        if inputs["left"]:
+            ctx.call("step", {"left": inputs["left"] - 1})
+        else:
+            self.done.set()
+        return Immediate()
+
+
+async def test_work_left_after_a_turn_goes_on_without_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn polls at most 64 times, so a component that keeps its node busy still lets
+    other tasks run; the work left must then go on at once, not wait for an input that
+    may never come (here none does: no peers, no heartbeat, no timers)."""
+    # One op per poll, so the chain outlasts several turns.
+    engine_config = node_factory.node_config
+    monkeypatch.setattr(
+        node_factory,
+        "node_config",
+        lambda cfg: dataclasses.replace(engine_config(cfg), cycle_op_budget=1),
+    )
+    chain = Chain()
+    daemon = Daemon(inprocess_config(tmp_path), extra_components=[chain])
+    with trio.fail_after(WAIT_S):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(daemon.serve)
+            await daemon.ready.wait()
+            assert daemon.backend is not None
+            await daemon.backend.call(lambda d: d.node.invoke("chain", "step", {"left": 300}))
+            await chain.done.wait()
+            daemon.request_stop()
+    assert chain.steps == 301
