@@ -13,12 +13,13 @@ newer sender can add fields without breaking older receivers):
     schema_version         1                            required
 
 The decoder is on the engine's hottest path (every received envelope). Envelopes laid out
-byte for byte as `encode_envelope` writes them (every bbnode sender) are read without msgpack
-by `_envelope_fast`, which gives up on anything else. Everything else goes through one straight
-function: one `unpackb` with caps that keep a hostile length prefix from allocating, then direct
-dict lookups and exact `type(x) is T` checks, and values built without the frozen-dataclass
-`__init__` cost (the value types get `_fastinit.fast_frozen_init`). Only when a check fails does
-it call the slow helpers that work out which field is wrong and say so.
+byte for byte as `encode_envelope` writes them (every bbnode sender) are read by msgspec's
+typed decoder (`_envelope_fast`), which gives up on anything else. Everything else goes
+through one straight function: one `unpackb` with caps that keep a hostile length prefix from
+allocating, then direct dict lookups and exact `type(x) is T` checks, and values built without
+the frozen-dataclass `__init__` cost (the value types get `_fastinit.fast_frozen_init`). Only
+when a check fails does it call the slow helpers that work out which field is wrong and say
+so.
 
 Memory bound: no single length prefix allocates (str/bin wait for their bytes; arrays are
 capped by `EnvelopeLimits`, and msgpack's 1024-deep stack bounds the lists that are declared
@@ -35,12 +36,12 @@ import msgpack
 
 from bbnode.engine._envelope_diagnose import describe_unpack_failure
 from bbnode.engine._envelope_fast import decode_canonical
-from bbnode.engine._envelope_layout import KINDS
 from bbnode.engine._envelope_types import (
     NO_CORRELATION,
     SCHEMA_VERSION,
     U64_MAX,
     Correlation,
+    CorrelationKind,
     DecodedEnvelope,
     EnvelopeDecodeError,
     EnvelopeLimits,
@@ -51,6 +52,9 @@ from bbnode.engine._envelope_types import (
     WireEnvelope,
 )
 from bbnode.ids import MAX_PEER_ID_BYTES
+
+#: The `correlation.kind` wire discriminants, in order: `KINDS[kind]` is its CorrelationKind.
+KINDS: Final = (CorrelationKind.NONE, CorrelationKind.REQUEST, CorrelationKind.RESPONSE)
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -90,7 +94,8 @@ def decode_parts(
     Same checks, caps and errors; each good fill comes back as a `RawFill` tuple carrying its
     index as sent, so a consumer can report a later per-fill problem against that index.
     Bytes laid out exactly as `encode_envelope` writes them are read by `decode_canonical`
-    (about a third cheaper), anything else by `decode_parts_msgpack`; both give the same result.
+    (about a third of the cost), anything else by `decode_parts_msgpack`; both give the same
+    result.
     """
     if data.__class__ is bytes and len(data) <= limits.max_envelope_bytes:
         parts = decode_canonical(data, limits)

@@ -1,54 +1,57 @@
 """Encode wire envelopes to msgpack (SPEC §3.6), validating what the caller built.
 
 The wire form is described in `_envelope_decode`. Encoding runs once per outbound envelope, so
-the common case is one pass of exact `type(x) is T` checks, then the bytes are written as
-msgpack would write the seven-key map (keys in that fixed order, every value in its shortest
-form): the fixed parts are `_envelope_layout`'s constants (which `_envelope_fast` reads back),
-only values go through the packer. Building the three dicts and the list msgpack would walk
-instead cost more than the pack itself. Only a failed check calls the slow helpers that name the
-bad field. Encoding does not apply `EnvelopeLimits`: caps are the receiver's policy.
+the common case is one pass of exact `type(x) is T` checks, then one call into msgspec's
+encoder with the values in wire order (`WireOrder`): it writes the seven-key map with its keys
+in that fixed order and every value in its shortest form, as msgpack-python's `packb` would,
+and `_envelope_fast` reads exactly those bytes back. msgspec writes what it is given without
+checking it against any annotation, which is why the checks come first. Only a failed check
+calls the slow helpers that name the bad field. Encoding does not apply `EnvelopeLimits`:
+caps are the receiver's policy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Final
 
-import msgpack
+import msgspec
 
 from bbnode._multiformats import fnv1a_64
-from bbnode.engine._envelope_layout import (
-    CORRELATION_HEADS,
-    DEADLINE,
-    FILL,
-    FILLS,
-    HEAD,
-    NO_DEADLINE,
-    NO_RTT_SRC,
-    PAYLOAD,
-    RTT,
-    SRC,
-    TAIL,
-    TRIGGER_FALSE,
-    TRIGGER_TRUE,
-)
 from bbnode.engine._envelope_types import (
     SCHEMA_VERSION,
     U64_MAX,
     Correlation,
+    CorrelationKind,
     EnvelopeEncodeError,
     SlotFill,
     WireEnvelope,
 )
 
-__all__ = ["encode_envelope", "type_hash_of"]
+__all__ = ["WireOrder", "encode_envelope", "encode_msgpack", "type_hash_of"]
 
-# One shared Packer instead of `packb`, which allocates a fresh 256 KiB buffer per call. Safe
-# to share: only exact builtin types reach it (checked below), so `pack` runs to completion in
-# C without calling back into Python or releasing the GIL; autoreset clears it even on error.
-_packer: Final = msgpack.Packer(autoreset=True)
-_pack: Final = _packer.pack
-_array_header: Final = _packer.pack_array_header
+encode_msgpack: Final[Callable[[Any], bytes]] = msgspec.msgpack.Encoder().encode
+"""msgspec's msgpack encoder: a struct or dataclass as the map of its fields, in order."""
+
+
+# A kind may be given as its plain int as well (not as a bool, which msgpack would write as one).
+_KIND_TYPES: Final = frozenset({CorrelationKind, int})
+_KINDS: Final = frozenset(CorrelationKind)
+
+
+class WireOrder(msgspec.Struct, gc=False):
+    """The envelope map in wire order, which is upstream's (`WireEnvelope` declares `fills`
+    first). `fills` holds `SlotFill`s and `correlation` a `Correlation`: msgspec writes each
+    dataclass as the map of its fields, whose order is already the wire's."""
+
+    dest_peer_addresses: tuple[bytes, ...]
+    fills: tuple[SlotFill, ...]
+    correlation: Correlation
+    remaining_deadline_ns: int | None
+    edge_rtt_reports: tuple[tuple[bytes, int], ...]
+    src_peer_addresses: tuple[bytes, ...]
+    schema_version: int
 
 
 @lru_cache(maxsize=1024)
@@ -66,8 +69,6 @@ def encode_envelope(env: WireEnvelope) -> bytes:
     fills = env.fills
     if type(fills) is not tuple:
         raise EnvelopeEncodeError(f"fills: expected a tuple, got {type(fills).__name__}")
-    # Filled in as the checks pass; the destination addresses go in at index 1 once checked.
-    out = [HEAD, b"", FILLS, _array_header(len(fills))]
     for i, f in enumerate(fills):
         if not (
             type(f) is SlotFill
@@ -78,20 +79,15 @@ def encode_envelope(env: WireEnvelope) -> bytes:
             and 0 <= f.type_hash <= U64_MAX
         ):
             raise EnvelopeEncodeError(_describe_bad_fill(i, f))
-        out += (
-            FILL,
-            _pack(f.dest_suffix),
-            PAYLOAD,
-            _pack(f.payload),
-            TRIGGER_TRUE if f.trigger_only else TRIGGER_FALSE,
-            _pack(f.type_hash),
-        )
     corr = env.correlation
-    if type(corr) is not Correlation:
-        raise EnvelopeEncodeError(f"correlation: {corr!r} is not a valid Correlation")
-    correlation_head = CORRELATION_HEADS.get(corr.kind)  # None: not a CorrelationKind
     wire_req_id = corr.wire_req_id
-    if correlation_head is None or not (type(wire_req_id) is int and 0 <= wire_req_id <= U64_MAX):
+    if not (
+        type(corr) is Correlation
+        and corr.kind.__class__ in _KIND_TYPES
+        and corr.kind in _KINDS
+        and type(wire_req_id) is int
+        and 0 <= wire_req_id <= U64_MAX
+    ):
         raise EnvelopeEncodeError(f"correlation: {corr!r} is not a valid Correlation")
     deadline = env.remaining_deadline_ns
     if deadline is not None and not (type(deadline) is int and 0 <= deadline <= U64_MAX):
@@ -110,19 +106,7 @@ def encode_envelope(env: WireEnvelope) -> bytes:
     rtt = env.edge_rtt_reports
     if rtt != ():
         _check_rtt_reports(rtt)
-    # Every value is packed only after its checks passed: a bad field raises the error
-    # naming it, and the parts built so far are dropped.
-    # Tuples pack as msgpack arrays, so the validated tuples go out as they are.
-    out[1] = _pack(dest)
-    out += (
-        correlation_head,
-        _pack(wire_req_id),
-        NO_DEADLINE if deadline is None else DEADLINE + _pack(deadline),
-        NO_RTT_SRC if rtt == () else RTT + _pack(rtt) + SRC,
-        _pack(src),
-        TAIL,
-    )
-    return b"".join(out)
+    return encode_msgpack(WireOrder(dest, fills, corr, deadline, rtt, src, SCHEMA_VERSION))
 
 
 def _describe_bad_fill(i: int, f: object) -> str:
