@@ -3,7 +3,8 @@
 The reader feeds the sans-IO ``SecureConnection`` and forwards *every* frame decrypted from
 one socket read as a single :class:`~.events.FramesIn` item on the driver's bounded ingress
 channel (a full channel stops us reading, which pushes back on the peer through TCP instead
-of growing memory; one item per read, not per frame, keeps the driver's wakeups per read).
+of growing memory; one item per read, not per frame, keeps the driver's wakeups per read),
+then waits for the end of the driver's turn before it reads on (:mod:`._reader_gate`).
 
 Sending: the driver appends to the outbound queue, a plain deque, and after its turn's first
 poll flushes every queue it touched (:class:`~._send_queue.SendScheduler`; again at the end of
@@ -33,6 +34,7 @@ from typing import Any
 import trio
 
 from bbnode.daemon._handshake import RECEIVE_BYTES, ConnectionClosed, reason_of
+from bbnode.daemon._reader_gate import ReaderGate
 from bbnode.daemon._send_queue import OutboundFrame, SendScheduler
 from bbnode.daemon.events import DriverInput, FramesIn
 from bbnode.ids import Address, PeerId
@@ -69,6 +71,8 @@ class PeerConnection:
     queue_frames: int
     idle_timeout_s: float
     sends: SendScheduler = field(default_factory=SendScheduler)
+    #: Where the reader waits for the driver's turn after forwarding (None: it never waits).
+    readers: ReaderGate | None = None
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     #: Set once the connection is closed and unregistered.
     finished: trio.Event = field(default_factory=trio.Event)
@@ -274,6 +278,7 @@ class PeerConnection:
         receive_some = self._receive_direct if self._fd >= 0 else self.stream.receive_some
         # What ``trio.current_time()`` reads, without its two wrapper calls (once per read).
         clock = trio.lowlevel.current_clock().current_time
+        wait_for_turn = None if self.readers is None else self.readers.wait_for_turn
         try:
             while True:
                 frames = secure.next_frames()
@@ -292,6 +297,8 @@ class PeerConnection:
                         return item
                     if secure.state is not _ESTABLISHED:
                         continue  # an error after those frames: the next call raises it
+                    if wait_for_turn is not None:
+                        await wait_for_turn()  # see _reader_gate
                 data = await receive_some(RECEIVE_BYTES)
                 if not data:
                     raise ConnectionClosed("eof")

@@ -91,6 +91,7 @@ class Registry:
                 queue_frames=self._manager.settings.send_queue_frames,
                 idle_timeout_s=self._manager.settings.idle_timeout_s,
                 sends=self._manager.sends,
+                readers=self._manager.readers,
             )
             self._manager._all.add(conn)
             try:

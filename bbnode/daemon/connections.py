@@ -22,6 +22,7 @@ import trio
 
 from bbnode.daemon._dialer import Dialer
 from bbnode.daemon._peer_conn import PeerConnection
+from bbnode.daemon._reader_gate import ReaderGate
 from bbnode.daemon._registry import Registry
 from bbnode.daemon._send_queue import OutboundFrame, SendScheduler
 from bbnode.daemon.bootstrap import LearnedPeer, keep_bootstrap_link
@@ -70,7 +71,8 @@ class ConnectionManager:
     """Owns every socket to peers. Not thread-safe; all calls from the trio thread.
 
     ``run`` serves until cancelled. The driver calls :meth:`send`, :meth:`dial`,
-    :meth:`disconnect`; connection tasks report to the driver only through ``ingress``.
+    :meth:`disconnect`; connection tasks report to the driver only through ``ingress``, and
+    with a ``readers`` gate their readers wait for the driver's turn after each forward.
     Handshakes and registration are delegated to a :class:`._registry.Registry`, dials to
     a :class:`._dialer.Dialer`; both work on the tables kept here.
     """
@@ -83,6 +85,7 @@ class ConnectionManager:
         ingress: trio.MemorySendChannel[DriverInput],
         peer_check: PeerCheck,
         counters: Counters,
+        readers: ReaderGate | None = None,
     ) -> None:
         self.key = key
         self.local_peer = key.peer_id
@@ -95,6 +98,9 @@ class ConnectionManager:
         self._all: set[PeerConnection] = set()
         #: Dirty and over-high-water queues: the driver flushes it and waits on it.
         self.sends = SendScheduler(settings.high_water_frames, settings.send_stall_s)
+        #: Where readers that forwarded input wait for the end of the driver's turn (the
+        #: driver releases it); None for a consumer of ``ingress`` that does not.
+        self.readers = readers
         self._nursery: trio.Nursery | None = None
         self._accept_scope = trio.CancelScope()
         self._accepting: trio.Nursery | None = None

@@ -112,6 +112,7 @@ class EngineDriver:
         self.notifier = notifier
         self.settings = settings
         self._receive = receive
+        self._readers = manager.readers
         self.static_addresses: dict[PeerId, list[Address]] = {}
         #: Every peer we sent to or heard from this run (for ``ctl peers``).
         self.known_peers: set[PeerId] = set()
@@ -196,6 +197,8 @@ class EngineDriver:
         else:  # the bound: the loop turns again at once (see ``run``)
             self._work_left = True
         sends.flush()  # what later polls sent, if any
+        if self._readers is not None:
+            self._readers.release()  # the readers that fed this turn read on
         self._housekeeping(now)
         if observe is not None:
             observe(time.perf_counter() - started)

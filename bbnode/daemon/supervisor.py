@@ -18,6 +18,7 @@ import structlog
 import trio
 
 from bbnode.config import Config, ConfigError, load_config
+from bbnode.daemon._reader_gate import ReaderGate
 from bbnode.daemon.checkpoint import Checkpointer
 from bbnode.daemon.clock import EngineClock
 from bbnode.daemon.connections import ConnectionManager, ConnectionSettings
@@ -107,6 +108,7 @@ class Daemon:
             send,
             policy.check,
             self.counters,
+            readers=ReaderGate(),  # released by the driver after each turn
         )
         checkpointer = Checkpointer(store, self.counters)
         hub = SubscriptionHub()

@@ -1,0 +1,112 @@
+"""Readers wait for the end of the driver's turn after forwarding (``_reader_gate``).
+
+The gate on its own (who it lets go, and that a cancelled reader leaves it), then a real
+connection over loopback: after forwarding one read, its reader reads nothing more until
+the gate is released, and then reads what arrived meanwhile.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+import trio
+import trio.testing
+
+from bbnode.daemon._peer_conn import PeerConnection
+from bbnode.daemon._reader_gate import ReaderGate
+from bbnode.daemon.events import DriverInput, FramesIn
+from bbnode.ids import Address, PeerId
+from tests.daemon._sides import wait_until
+from tests.wire.wire_helpers import connected_pair
+
+
+async def test_release_lets_go_the_readers_parked_before_it() -> None:
+    gate = ReaderGate()
+    woken: list[str] = []
+
+    async def reader(name: str) -> None:
+        await gate.wait_for_turn()
+        woken.append(name)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader, "a")
+        nursery.start_soon(reader, "b")
+        await trio.testing.wait_all_tasks_blocked()
+        assert gate.parked == 2
+        assert woken == []
+        gate.release()
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(woken) == ["a", "b"]
+        assert gate.parked == 0
+        # One parking after that release waits for the next one.
+        nursery.start_soon(reader, "c")
+        await trio.testing.wait_all_tasks_blocked()
+        assert gate.parked == 1
+        assert "c" not in woken
+        gate.release()
+    assert sorted(woken) == ["a", "b", "c"]
+
+
+async def test_a_cancelled_reader_leaves_the_gate() -> None:
+    gate = ReaderGate()
+    async with trio.open_nursery() as nursery:
+        cancel_scope = trio.CancelScope()
+
+        async def reader() -> None:
+            with cancel_scope:
+                await gate.wait_for_turn()
+
+        async def stays() -> None:
+            await gate.wait_for_turn()
+
+        nursery.start_soon(reader)
+        nursery.start_soon(stays)
+        await trio.testing.wait_all_tasks_blocked()
+        assert gate.parked == 2
+        cancel_scope.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        assert gate.parked == 1  # the other one is still waiting
+        gate.release()
+    assert gate.parked == 0
+
+
+async def test_a_reader_reads_on_only_after_the_driver_turned() -> None:
+    initiator, responder = connected_pair()
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    gate = ReaderGate()
+    async with (
+        AsyncExitStack() as stack,
+        listeners[0],
+        await trio.open_tcp_stream("127.0.0.1", port) as client,
+    ):
+        server = await listeners[0].accept()
+        stack.push_async_callback(server.aclose)
+        conn = PeerConnection(
+            peer=PeerId.from_u64(1),
+            address=Address.tcp("127.0.0.1", port),
+            host="127.0.0.1",
+            inbound=True,
+            stream=server,
+            secure=responder,
+            queue_frames=10,
+            idle_timeout_s=60,
+            readers=gate,
+        )
+        ingress, driver = trio.open_memory_channel[DriverInput](10)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn.run, ingress)
+            initiator.send_frame(b"one")
+            await client.send_all(initiator.data_to_send())
+            await wait_until(lambda: gate.parked == 1)
+            assert driver.receive_nowait() == FramesIn(conn.peer, [b"one"])
+            # Sent while the reader waits for the turn: it stays in the socket.
+            initiator.send_frame(b"two")
+            await client.send_all(initiator.data_to_send())
+            await trio.testing.wait_all_tasks_blocked()
+            assert conn.frames_in == 1
+            assert gate.parked == 1
+            gate.release()  # the driver's turn ended
+            with trio.fail_after(5):
+                assert await driver.receive() == FramesIn(conn.peer, [b"two"])
+            conn.close("test_done")
