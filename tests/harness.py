@@ -2,7 +2,8 @@
 
 `Network(n)` builds `n` Nodes with `PeerId.from_u64(i)` and addresses
 `/ip4/127.0.0.1/tcp/<7000+i>/p2p/<peer>`, every node knowing every other. The network moves
-bytes: each `SendEnvelope` a node emits is encoded (`encode_envelope`) and handed to the
+bytes: each `SendEnvelope` a node emits is encoded (`encode_envelope`, whose checks every
+such envelope must pass: the daemon encodes them with `encode_checked`) and handed to the
 target's `deliver_inbound`, unless the target is *killed* (the sender gets `send_failed`, as
 a real transport would report) or *blackholed* (the bytes vanish silently, so only request
 timeouts notice). Time moves only through `advance(dt_ns)` / `advance_to_next_deadline()`,
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from bbnode.engine import Component, Node, NodeConfig
-from bbnode.engine.envelope import CorrelationKind, encode_envelope
+from bbnode.engine.envelope import CorrelationKind, encode_checked, encode_envelope
 from bbnode.engine.steps import EngineStep, SendEnvelope
 from bbnode.ids import Address, PeerId
 
@@ -77,6 +78,8 @@ class Network:
         return out
 
     def _move(self, i: int, step: SendEnvelope) -> None:
+        data = encode_envelope(step.envelope)  # raises if the engine emitted a bad envelope
+        assert encode_checked(step.envelope) == data
         target = self.index.get(step.peer)
         if target is None or target in self.blackholed:
             return
@@ -85,7 +88,7 @@ class Network:
             req = correlation.wire_req_id if correlation.kind is CorrelationKind.REQUEST else 0
             self.nodes[i].send_failed(step.peer, req, "connection refused")
             return
-        self.nodes[target].deliver_inbound(self.peers[i], encode_envelope(step.envelope))
+        self.nodes[target].deliver_inbound(self.peers[i], data)
         self.delivered += 1
 
     def run_until_quiet(self, max_rounds: int = 1000) -> None:

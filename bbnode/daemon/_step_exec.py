@@ -19,7 +19,7 @@ import structlog
 from bbnode.daemon.connections import OutboundFrame
 from bbnode.daemon.counters import Counters
 from bbnode.engine import steps
-from bbnode.engine.envelope import CorrelationKind, encode_envelope
+from bbnode.engine.envelope import CorrelationKind, encode_checked
 from bbnode.ids import Address, IdError, PeerId
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ class StepExecutor:
         peer = step.peer
         corr = envelope.correlation
         req_id = corr.wire_req_id if corr.kind == CorrelationKind.REQUEST else None
-        item = OutboundFrame(encode_envelope(envelope), req_id, envelope)
+        item = OutboundFrame(encode_checked(envelope), req_id, envelope)
         manager = self._driver.manager
         conn = manager.connection(peer)
         if conn is None:  # addresses are parsed only here: it costs more than a send

@@ -29,7 +29,14 @@ from bbnode.engine._envelope_types import (
     WireEnvelope,
 )
 
-__all__ = ["WireOrder", "encode_envelope", "encode_msgpack", "type_hash_of"]
+__all__ = [
+    "WireOrder",
+    "check_envelope",
+    "encode_checked",
+    "encode_envelope",
+    "encode_msgpack",
+    "type_hash_of",
+]
 
 encode_msgpack: Final[Callable[[Any], bytes]] = msgspec.msgpack.Encoder().encode
 """msgspec's msgpack encoder: a struct or dataclass as the map of its fields, in order."""
@@ -64,6 +71,30 @@ def type_hash_of(type_name: str) -> int:
 
 def encode_envelope(env: WireEnvelope) -> bytes:
     """The msgpack bytes of `env`; raises `EnvelopeEncodeError` naming any ill-typed field."""
+    check_envelope(env)
+    return encode_checked(env)
+
+
+def encode_checked(env: WireEnvelope) -> bytes:
+    """`encode_envelope` without the checks, for an envelope known to pass them: those of
+    `SendEnvelope` steps, which the engine built itself or checked when it took them in
+    (`Node.requeue_outbound`, a snapshot). The checks were a third of the encoding cost."""
+    return encode_msgpack(
+        WireOrder(
+            env.dest_peer_addresses,
+            env.fills,
+            env.correlation,
+            env.remaining_deadline_ns,
+            env.edge_rtt_reports,
+            env.src_peer_addresses,
+            SCHEMA_VERSION,
+        )
+    )
+
+
+def check_envelope(env: WireEnvelope) -> None:
+    """Raise `EnvelopeEncodeError` naming the first field of `env` that cannot go on the
+    wire (see `encode_envelope`)."""
     if type(env) is not WireEnvelope:
         raise EnvelopeEncodeError(f"envelope: expected a WireEnvelope, got {type(env).__name__}")
     fills = env.fills
@@ -106,7 +137,6 @@ def encode_envelope(env: WireEnvelope) -> bytes:
     rtt = env.edge_rtt_reports
     if rtt != ():
         _check_rtt_reports(rtt)
-    return encode_msgpack(WireOrder(dest, fills, corr, deadline, rtt, src, SCHEMA_VERSION))
 
 
 def _describe_bad_fill(i: int, f: object) -> str:

@@ -13,7 +13,7 @@ ignored; only `schema_version` and `fills` are required at the top level.
 from __future__ import annotations
 
 from bbnode.engine._envelope_decode import decode_envelope
-from bbnode.engine._envelope_encode import encode_envelope, type_hash_of
+from bbnode.engine._envelope_encode import encode_checked, encode_envelope, type_hash_of
 from bbnode.engine._envelope_types import (
     SCHEMA_VERSION,
     Correlation,
@@ -39,6 +39,7 @@ __all__ = [
     "SlotFill",
     "WireEnvelope",
     "decode_envelope",
+    "encode_checked",
     "encode_envelope",
     "type_hash_of",
 ]

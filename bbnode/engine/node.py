@@ -28,10 +28,11 @@ from typing import Any
 from bbnode.engine._capture import capture_snapshot, restore_snapshot
 from bbnode.engine._codec import roundtrip
 from bbnode.engine._config import NodeConfig
+from bbnode.engine._envelope_encode import check_envelope
 from bbnode.engine._gcpause import gc_paused
 from bbnode.engine.component import Component
 from bbnode.engine.engine import Engine
-from bbnode.engine.envelope import WireEnvelope
+from bbnode.engine.envelope import EnvelopeEncodeError, WireEnvelope
 from bbnode.engine.errors import (
     InvalidInput,
     PayloadTooLarge,
@@ -343,8 +344,10 @@ class Node:
         """Hand back an envelope the transport did not write (shutdown): the next poll (or a
         restored node's first poll) emits it again as `SendEnvelope(redelivered=True)`.
         """
-        if not isinstance(envelope, WireEnvelope):
-            raise InvalidInput(f"envelope: expected a WireEnvelope, got {type(envelope).__name__}")
+        try:  # every SendEnvelope carries an envelope the wire takes (see `encode_checked`)
+            check_envelope(envelope)
+        except EnvelopeEncodeError as exc:
+            raise InvalidInput(str(exc)) from None
         self._engine.pending_outbound.append((_peer("peer", peer), envelope, True))
 
     # -- snapshots -----------------------------------------------------------------------------

@@ -92,6 +92,8 @@ class AsyncSuspended(EngineStep):
 class SendEnvelope(EngineStep):
     """Ship `envelope` to `peer`. `redelivered` is True for envelopes handed back by the host
     (or replayed from a snapshot's `pending_outbound`): the transport may have sent it already.
+    `envelope` always passes `encode_envelope`'s checks (the engine built it, or checked it
+    when it took it in), so a host may encode it with `encode_checked`.
     """
 
     envelope: WireEnvelope

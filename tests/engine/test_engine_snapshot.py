@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import msgpack
 import pytest
@@ -17,6 +18,7 @@ from bbnode.engine import (
     SpecVersionMismatch,
 )
 from bbnode.engine.envelope import SlotFill, WireEnvelope
+from bbnode.engine.errors import InvalidInput
 from bbnode.engine.snapshot import FrameworkSnapshot, TransientSnapshot
 from bbnode.engine.steps import SendEnvelope
 from bbnode.ids import Address, PeerId
@@ -122,6 +124,25 @@ def test_pending_outbound_replayed_redelivered() -> None:
     restored = Node.from_snapshot(snap, components=[Worker()])
     assert restored.poll() == [SendEnvelope(envelope, P1, True)]
     assert restored.poll() == []
+
+
+@pytest.mark.parametrize(
+    ("envelope", "detail"),
+    [
+        (WireEnvelope((SlotFill(b"\xe2\x01", "text"),)), "fills[0].payload"),  # type: ignore[arg-type]
+        (WireEnvelope((), src_peer_addresses=(b"\x04", 7)), "src_peer_addresses[1]"),  # type: ignore[arg-type]
+        ("not an envelope", "expected a WireEnvelope"),
+    ],
+)
+def test_an_envelope_handed_back_is_checked_before_it_is_queued(
+    envelope: WireEnvelope, detail: str
+) -> None:
+    """Every `SendEnvelope` must carry an envelope the wire takes (hosts encode them without
+    checking again), so one handed back is checked; a bad one is refused and not queued."""
+    node = _node()
+    with pytest.raises(InvalidInput, match=re.escape(detail)):
+        node.requeue_outbound(P1, envelope)
+    assert node.poll() == []
 
 
 def test_many_peers_snapshot_is_compact() -> None:
