@@ -151,10 +151,11 @@ class EngineDriver:
             # CancelScope per wait cost a tenth of the daemon's time in a request/response
             # exchange. Its deadline only ever moves earlier (each move costs about as
             # much); one left behind by a later ``_wake_at`` merely costs a spare turn.
+            synced = False  # a wait cancelled by the wake deadline synced nothing
             with trio.CancelScope() as wake:
                 wake_deadline = wake.deadline  # a local copy: the property costs a call
                 while True:
-                    self.turn()
+                    self.turn(synced)
                     wake_at = self._wake_at()
                     if wake_at < wake_deadline:
                         wake.deadline = wake_deadline = wake_at
@@ -168,17 +169,24 @@ class EngineDriver:
                         self._sync_clock()
                         self._take_ready_inputs(self._frames_in + _BATCH_FRAMES)
                     else:
-                        await self._wait_for_input()
+                        await self._wait_for_input()  # syncs the clock before the inputs
+                    synced = True
 
-    def turn(self) -> int:
-        """Tick due timers, then poll and execute until the engine is quiet; steps run."""
+    def turn(self, synced: bool = False) -> int:
+        """Tick due timers, then poll and execute until the engine is quiet; steps run.
+
+        ``synced``: the clock was synced just now, before the inputs were applied, so the
+        first poll needs no sync of its own (a timer that fell due in between fires in the
+        spare turn its deadline, already past, then causes at once).
+        """
         self.last_turn_s = now = self.clock.trio_time()
         observe = self.observe_turn_s
         started = time.perf_counter() if observe is not None else 0.0
         executed = 0
         sends = self.manager.sends
         for polls in range(64):  # bounded: a component that keeps itself busy still yields
-            self._sync_clock()
+            if polls or not synced:
+                self._sync_clock()
             out = self.node.poll()
             if out:
                 self._steps.execute_all(out)
@@ -209,7 +217,8 @@ class EngineDriver:
 
         The engine's clock moves only on ticks, and the timers its components arm (request
         timeouts, ``ctx.after``) count from it, so it must not fall behind real time while
-        no timer is due. Called before inputs are applied and before each poll.
+        no timer is due. Called before inputs are applied and before each poll but a
+        turn's first one right after them.
         """
         now = self.clock.now_ns()
         deadline = self.node.next_deadline_ns()  # kept by the engine between polls

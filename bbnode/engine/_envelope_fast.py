@@ -51,11 +51,6 @@ WIRE_MAP_KEYS: Final = 7
 """Keys of the envelope map, its largest: a `max_map_keys` below this refuses every envelope."""
 
 
-class _Correlation(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    kind: CorrelationKind
-    wire_req_id: _U64
-
-
 def _schema_for(limits: EnvelopeLimits) -> Callable[[bytes], Any]:
     """The decoder of envelopes within `limits` (their caps are part of the schema)."""
     address = Annotated[bytes, Meta(min_length=1, max_length=limits.max_src_address_bytes)]
@@ -81,7 +76,10 @@ def _schema_for(limits: EnvelopeLimits) -> Callable[[bytes], Any]:
                 Annotated[tuple[address, ...], Meta(max_length=limits.max_dest_addresses)],
             ),
             ("fills", Annotated[list[fill], Meta(max_length=limits.max_fills)]),  # type: ignore[valid-type]
-            ("correlation", _Correlation),
+            # Read straight into the frozen dataclass (msgspec sets its slots: no __init__).
+            # Its `wire_req_id: int` also takes a negative int, which the caller refuses; an
+            # unknown or missing key shows when the values are encoded again.
+            ("correlation", Correlation),
             ("remaining_deadline_ns", _U64 | None),
             ("edge_rtt_reports", Annotated[tuple[tuple[bytes, int], ...], Meta(max_length=0)]),
             (
@@ -122,10 +120,13 @@ def decode_canonical(data: bytes, limits: EnvelopeLimits) -> RawEnvelope | None:
         # DecodeError covers ValidationError (a type or a cap); a key that is not UTF-8
         # raises UnicodeDecodeError
         return None
-    decoded = env.correlation
-    kind = decoded.kind
-    req_id = decoded.wire_req_id
-    correlation = NO_CORRELATION if kind is _NONE and req_id == 0 else Correlation(kind, req_id)
+    correlation = env.correlation
+    req_id = correlation.wire_req_id
+    if req_id <= 0:
+        if req_id < 0:
+            return None
+        if correlation.kind is _NONE:
+            correlation = NO_CORRELATION  # the shared one, as the general path returns
     fills = env.fills
     if encode_msgpack(env) != data:  # the schema's field order is the wire's
         return None
