@@ -1,19 +1,23 @@
-"""Two-sided ConnectionManager fixtures over real loopback sockets (shared by tests)."""
+"""Two-sided ConnectionManager fixtures over real loopback sockets (shared by tests), and a
+lone PeerConnection with no manager (``lone_connection``)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
 
+from bbnode.daemon._peer_conn import PeerConnection
+from bbnode.daemon._reader_gate import ReaderGate
 from bbnode.daemon.connections import ConnectionManager, ConnectionSettings
 from bbnode.daemon.counters import Counters
 from bbnode.daemon.events import DriverInput, FramesIn
 from bbnode.daemon.policy import NetworkPolicy
 from bbnode.ids import Address, PeerId
-from bbnode.wire import IdentityKey
+from bbnode.wire import IdentityKey, SecureConnection
+from tests.wire.wire_helpers import connected_pair
 
 LISTEN = [Address.from_string("/ip4/127.0.0.1/tcp/0")]
 
@@ -85,3 +89,36 @@ def connected_address(at: Side, remote: Side) -> Address:
     info = at.manager.info(remote.peer)
     assert info is not None
     return Address.from_string(info["address"])
+
+
+@asynccontextmanager
+async def lone_connection(
+    idle_timeout_s: float,
+    wrap: Callable[[trio.SocketStream], trio.abc.Stream] = lambda stream: stream,
+    readers: ReaderGate | None = None,
+) -> AsyncIterator[tuple[PeerConnection, SecureConnection, trio.SocketStream]]:
+    """An inbound PeerConnection (from peer 1) on the accepting end of a loopback TCP pair,
+    its stream passed through ``wrap``; not running. Yields it, the initiator's end (past
+    the handshake: frames it sends go out as ``client``'s bytes) and ``client``."""
+    initiator, responder = connected_pair()
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    async with (
+        AsyncExitStack() as stack,
+        listeners[0],
+        await trio.open_tcp_stream("127.0.0.1", port) as client,
+    ):
+        server = await listeners[0].accept()
+        stack.push_async_callback(server.aclose)
+        conn = PeerConnection(
+            peer=PeerId.from_u64(1),
+            address=Address.tcp("127.0.0.1", port),
+            host="127.0.0.1",
+            inbound=True,
+            stream=wrap(server),
+            secure=responder,
+            queue_frames=10,
+            idle_timeout_s=idle_timeout_s,
+            readers=readers,
+        )
+        yield conn, initiator, client

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
 
@@ -21,8 +20,7 @@ from bbnode.daemon.events import (
 from bbnode.daemon.policy import NetworkPolicy
 from bbnode.ids import Address, PeerId
 from bbnode.wire import IdentityKey, SecureConnection
-from tests.daemon._sides import connected_address, side, wait_until
-from tests.wire.wire_helpers import connected_pair
+from tests.daemon._sides import connected_address, lone_connection, side, wait_until
 
 
 async def test_dial_handshake_and_frames_both_ways() -> None:
@@ -347,26 +345,9 @@ class _ReadsOutlastingTheIdleDeadline(trio.abc.Stream):
 
 async def test_frames_waiting_for_a_full_driver_channel_survive_the_idle_deadline() -> None:
     idle_s = 0.05
-    initiator, responder = connected_pair()
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port = listeners[0].socket.getsockname()[1]
-    async with (
-        AsyncExitStack() as stack,
-        listeners[0],
-        await trio.open_tcp_stream("127.0.0.1", port) as client,
-    ):
-        server = await listeners[0].accept()
-        stack.push_async_callback(server.aclose)
-        conn = PeerConnection(
-            peer=PeerId.from_u64(1),
-            address=Address.tcp("127.0.0.1", port),
-            host="127.0.0.1",
-            inbound=True,
-            stream=_ReadsOutlastingTheIdleDeadline(server, idle_s),
-            secure=responder,
-            queue_frames=10,
-            idle_timeout_s=idle_s,
-        )
+    async with lone_connection(
+        idle_s, wrap=lambda server: _ReadsOutlastingTheIdleDeadline(server, idle_s)
+    ) as (conn, initiator, client):
         # No room in the driver's channel until the driver takes the item.
         ingress, driver = trio.open_memory_channel[DriverInput](0)
         async with trio.open_nursery() as nursery:

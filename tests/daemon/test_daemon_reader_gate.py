@@ -7,17 +7,12 @@ the gate is released, and then reads what arrived meanwhile.
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
-
 import trio
 import trio.testing
 
-from bbnode.daemon._peer_conn import PeerConnection
 from bbnode.daemon._reader_gate import ReaderGate
 from bbnode.daemon.events import DriverInput, FramesIn
-from bbnode.ids import Address, PeerId
-from tests.daemon._sides import wait_until
-from tests.wire.wire_helpers import connected_pair
+from tests.daemon._sides import lone_connection, wait_until
 
 
 async def test_release_lets_go_the_readers_parked_before_it() -> None:
@@ -71,28 +66,8 @@ async def test_a_cancelled_reader_leaves_the_gate() -> None:
 
 
 async def test_a_reader_reads_on_only_after_the_driver_turned() -> None:
-    initiator, responder = connected_pair()
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port = listeners[0].socket.getsockname()[1]
     gate = ReaderGate()
-    async with (
-        AsyncExitStack() as stack,
-        listeners[0],
-        await trio.open_tcp_stream("127.0.0.1", port) as client,
-    ):
-        server = await listeners[0].accept()
-        stack.push_async_callback(server.aclose)
-        conn = PeerConnection(
-            peer=PeerId.from_u64(1),
-            address=Address.tcp("127.0.0.1", port),
-            host="127.0.0.1",
-            inbound=True,
-            stream=server,
-            secure=responder,
-            queue_frames=10,
-            idle_timeout_s=60,
-            readers=gate,
-        )
+    async with lone_connection(60, readers=gate) as (conn, initiator, client):
         ingress, driver = trio.open_memory_channel[DriverInput](10)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(conn.run, ingress)
