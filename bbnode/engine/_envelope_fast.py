@@ -3,9 +3,9 @@
 `unpackb` builds what `decode_parts_msgpack` then takes apart again: every key string decoded,
 hashed and interned, three dicts and three lists for a one-fill envelope, then a Python check
 per field. msgspec's `Decoder`, given the envelope's schema (`_schema_for`), checks every type
-and cap in C while it reads and builds only the values: for the ping-pong round trip's request
-(64-byte payload, one destination and two source addresses, a deadline) about 1.5 us where
-the hand-written byte reader it replaced took 4.3 us, and it costs little more per extra fill.
+and cap in C while it reads and builds only the values. `bench/envelope_codec.py`, against
+the hand-written byte reader this replaced (which gave up above two fills): 1.6x the
+envelopes/s for one 100-byte fill, 2.1x for sixteen 1 KiB fills.
 
 The contract, held by a differential property test: `decode_canonical` returns either None or
 exactly what `decode_parts_msgpack` returns for the same bytes and limits. It returns None
