@@ -228,18 +228,8 @@ class InboundMixin(SyscallsMixin):
                 except _PAYLOAD_ERRORS:
                     self._fill_failed(src, index, thash, len(payload), "payload_undecodable")
                     continue
-            # `start_exec`, inlined (once per response)
-            exec_id = self.next_exec_id
-            self.next_exec_id = exec_id + 1
-            self.execs[exec_id] = Exec(parent, Inbound(src, 0, now, deadline, suffix))
-            key = (site, exec_id)
-            self.slots[key] = {
-                "peer_id": src,
-                "payload": value,
-                "correlation": correlation,
-                "error": None,
-            }
-            self.frontier.append(key)
+            inputs = {"peer_id": src, "payload": value, "correlation": correlation, "error": None}
+            self.start_exec(site, inputs, parent, Inbound(src, 0, now, deadline, suffix))
             delivered = True
         if not delivered:
             self.request_error(request, "bad_response")

@@ -112,10 +112,7 @@ class SyscallsMixin(OutboundMixin):
             for peer in targets:
                 if not isinstance(peer, PeerId):
                     raise OpError(f"send: peers must be PeerIds, got {type(peer).__name__}")
-        suffix = self.suffix_cache.get((remote_component, remote_op))  # `_suffix`'s usual case
-        if suffix is None:
-            suffix = self._suffix(remote_component, remote_op)
-        fill = self._payload_fill(suffix, value)
+        fill = self._payload_fill(self._suffix(remote_component, remote_op), value)
         if not request:
             remaining = None
             if deadline_ns is not None:
@@ -134,12 +131,7 @@ class SyscallsMixin(OutboundMixin):
             ttl = self.config.default_request_ttl_ns
         else:
             ttl = max(0, _check_time("send: deadline_ns", deadline_ns) - self.now_ns)
-        if reply_op is None:
-            reply_site = site
-        else:  # `site_of`, inlined when the op exists
-            reply_site = self.by_name[component.name].sites.get(reply_op) or self.site_of(
-                component, reply_op
-            )
+        reply_site = site if reply_op is None else self.site_of(component, reply_op)
         # The envelope carries the token `start` will hand out, but the request is started
         # only once the peer has an address (else there is nothing to wait for).
         requests = self.requests
@@ -155,8 +147,7 @@ class SyscallsMixin(OutboundMixin):
 
     def ctx_reply(self, site: int, exec_id: int, value: Any) -> None:
         """See `OpContext.reply`."""
-        state = self.execs.get(exec_id)  # `inbound_of`, inlined (once per reply)
-        inbound = None if state is None else state.inbound
+        inbound = self.inbound_of(exec_id)
         if inbound is None or inbound.wire_req_id == 0:
             raise OpError("reply: this execution was not triggered by a request")
         fill = self._payload_fill(inbound.reply_suffix, value)

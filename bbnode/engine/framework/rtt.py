@@ -72,10 +72,7 @@ class RttTracker:
 
     def observe(self, peer: PeerId, sample_ns: int) -> None:
         """Fold one RTT sample (ns, >= 0) into `peer`'s estimate."""
-        # The exact check only off the usual case (a plain int >= 0).
-        if (sample_ns.__class__ is not int or sample_ns < 0) and (
-            isinstance(sample_ns, bool) or not isinstance(sample_ns, int) or sample_ns < 0
-        ):
+        if isinstance(sample_ns, bool) or not isinstance(sample_ns, int) or sample_ns < 0:
             raise FrameworkUsageError(f"observe: sample_ns must be an int >= 0, got {sample_ns!r}")
         estimates = self._estimates
         current = estimates.get(peer)
