@@ -161,16 +161,11 @@ class EngineDriver:
                         wake.deadline = wake_deadline = wake_at
                     if self.manager.sends.over:
                         await self._wait_for_sockets()
-                    if self._work_left:
-                        # The turn stopped at its bound (or for a socket) with engine work
-                        # left: take what input is ready and turn again, without waiting for
-                        # input that may never come.
-                        await trio.lowlevel.checkpoint()
-                        self._sync_clock()
-                        self._take_ready_inputs(self._frames_in + _BATCH_FRAMES)
-                    else:
-                        await self._wait_for_input()  # syncs the clock before the inputs
-                    synced = True
+                    # Engine work left (the turn stopped at its bound, or for a socket): take
+                    # what input is ready and turn again, without waiting for input that may
+                    # never come.
+                    await self._take_inputs(wait=not self._work_left)
+                    synced = True  # `_take_inputs` synced the clock before the inputs
 
     def turn(self, synced: bool = False) -> int:
         """Tick due timers, then poll and execute until the engine is quiet; steps run.
@@ -263,22 +258,23 @@ class EngineDriver:
         while (stall_at := pressure.blocking(trio.current_time())) is not None:
             await pressure.wait_for_progress(stall_at)
 
-    async def _wait_for_input(self) -> None:
-        """Take the next input (or be cancelled by ``run``'s wake deadline), then every
-        input already waiting."""
-        # ``receive`` yields even when an input is waiting, so other tasks run between
-        # turns when inputs keep coming.
-        item = await self._receive.receive()
-        self._sync_clock()  # envelopes and invocations below see the current time
+    async def _take_inputs(self, wait: bool) -> None:
+        """With ``wait``, wait for the next input (or be cancelled by ``run``'s wake
+        deadline), else only let other tasks run; then apply every input already waiting,
+        up to ``_BATCH`` of them (``_BATCH_FRAMES`` frames), so one poll covers them all."""
         frames_limit = self._frames_in + _BATCH_FRAMES
-        self.handle_input(item)
-        self._take_ready_inputs(frames_limit)
-
-    def _take_ready_inputs(self, frames_limit: int) -> None:
-        """Apply the inputs already waiting (up to ``_BATCH`` of them, and no more once
-        ``frames_limit`` frames were received), so one poll covers them all."""
         receive = self._receive
+        if wait:
+            # ``receive`` yields even when an input is waiting, so other tasks run between
+            # turns when inputs keep coming.
+            item: DriverInput | ControlCall | None = await receive.receive()
+        else:
+            await trio.lowlevel.checkpoint()
+            item = None
+        self._sync_clock()  # envelopes and invocations below see the current time
         handle = self.handle_input
+        if item is not None:
+            handle(item)
         for _ in range(_BATCH):
             if self._frames_in >= frames_limit:
                 break

@@ -94,7 +94,7 @@ def decode_parts(
     Same checks, caps and errors; each good fill comes back as a `RawFill` tuple carrying its
     index as sent, so a consumer can report a later per-fill problem against that index.
     Bytes laid out exactly as `encode_envelope` writes them are read by `decode_canonical`
-    (about a third of the cost), anything else by `decode_parts_msgpack`; both give the same
+    (about half the cost), anything else by `decode_parts_msgpack`; both give the same
     result.
     """
     if data.__class__ is bytes and len(data) <= limits.max_envelope_bytes:
