@@ -134,7 +134,8 @@ def _server(one_way: int, on_all_received: Callable[[], None]) -> Any:
         async for frame in _frames(stream, conn):
             msg = msgpack.unpackb(frame)
             if msg["k"] == "req":
-                conn.send_frame(msgpack.packb({"k": "resp", "id": msg["id"]}))
+                # The payload comes back, as the daemons' bench component replies with it.
+                conn.send_frame(msgpack.packb({"k": "resp", "id": msg["id"], "v": msg["v"]}))
                 await stream.send_all(conn.data_to_send())
             else:
                 received += 1
@@ -151,7 +152,6 @@ class BareClient:
         self._stream = stream
         self._conn = conn
         self._frames = _frames(stream, conn)
-        self._next_id = 0
 
     @classmethod
     async def connect(cls, port: int) -> BareClient:
@@ -166,14 +166,13 @@ class BareClient:
         conn, stream, frames = self._conn, self._stream, self._frames
         latencies = []
         start = time.perf_counter()
-        for i in range(self._next_id, self._next_id + count):
+        for i in range(count):
             t0 = time.perf_counter_ns()
             conn.send_frame(msgpack.packb({"k": "req", "id": i, "v": b"x" * 64}))
             await stream.send_all(conn.data_to_send())
-            await frames.__anext__()
+            msgpack.unpackb(await frames.__anext__())  # decoded, as daemon A's engine does
             latencies.append(time.perf_counter_ns() - t0)
         elapsed = time.perf_counter() - start
-        self._next_id += count
         return elapsed, latencies
 
     async def one_way(self, count: int, all_received: Callable[[], Awaitable[None]]) -> int:
@@ -207,17 +206,25 @@ _Server = tuple[int, Callable[[], Awaitable[None]]]
 
 
 @asynccontextmanager
-async def _server_here(one_way: int) -> AsyncIterator[_Server]:
-    """The server end in this trio loop; stopped on exit."""
-    done_one_way = trio.Event()
+async def _listening(one_way: int, on_all_received: Callable[[], None]) -> AsyncIterator[int]:
+    """The server end serving on 127.0.0.1 in this trio loop: yields its port; stops on
+    exit."""
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(
             functools.partial(
-                trio.serve_tcp, _server(one_way, done_one_way.set), 0, host="127.0.0.1"
+                trio.serve_tcp, _server(one_way, on_all_received), 0, host="127.0.0.1"
             )
         )
-        yield listeners[0].socket.getsockname()[1], done_one_way.wait
+        yield listeners[0].socket.getsockname()[1]
         nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def _server_here(one_way: int) -> AsyncIterator[_Server]:
+    """The server end in this trio loop; stopped on exit."""
+    done_one_way = trio.Event()
+    async with _listening(one_way, done_one_way.set) as port:
+        yield port, done_one_way.wait
 
 
 @asynccontextmanager
@@ -259,20 +266,11 @@ async def run_baseline_pair(
 
 async def _serve_child(one_way: int) -> None:
     """The child of ``_server_child``: serve until stdin closes."""
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(
-            functools.partial(
-                trio.serve_tcp,
-                _server(one_way, lambda: print_line(received=one_way)),
-                0,
-                host="127.0.0.1",
-            )
-        )
+    async with _listening(one_way, lambda: print_line(received=one_way)) as port:
         # The GC settings the daemon bench's processes run with (see its docstring).
         tune_gc_for_serving()
-        print_line(port=listeners[0].socket.getsockname()[1])
+        print_line(port=port)
         await wait_stdin_eof()
-        nursery.cancel_scope.cancel()
 
 
 def main(argv: list[str] | None = None) -> int:
