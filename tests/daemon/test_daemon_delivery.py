@@ -180,6 +180,32 @@ async def test_unsent_frames_of_a_closed_connection_fail_back_to_the_engine(
         assert pair.b_sink.received == []
 
 
+async def test_a_send_refused_by_a_closing_connection_fails_back_and_is_counted(
+    tmp_path: Path,
+) -> None:
+    """The step executor's own refusal path (a live connection that takes no more frames),
+    not ``ConnectionManager.send``'s: the engine hears ``SendFailed``, the counter moves."""
+    async with two_daemons(tmp_path, heartbeat=False) as pair:
+        b_peer = pair.b_peer
+
+        def send_on_closing(d: EngineDriver) -> tuple[int, int]:
+            (step,) = _take_sends(d, b_peer.to_bytes(), 1)
+            conn = d.manager.connection(b_peer)
+            assert conn is not None
+            conn.close("test_close")  # still registered: its tasks have not ended yet
+            health = d.node.peer_health(b_peer)
+            before = 0 if health is None else health.consecutive_failures
+            d._steps.execute_all([step])
+            d.node.poll()  # applies the SendFailed the refusal queued
+            health = d.node.peer_health(b_peer)
+            assert health is not None
+            return health.consecutive_failures - before, _losses(pair.a).get(
+                "send.dropped_connection_closing", 0
+            )
+
+        assert await pair.on_a(send_on_closing) == (1, 1)
+
+
 async def test_frames_of_a_replaced_connection_are_requeued(tmp_path: Path) -> None:
     async with two_daemons(tmp_path, heartbeat=False) as pair:
         b_peer = pair.b_peer

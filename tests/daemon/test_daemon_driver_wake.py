@@ -61,10 +61,10 @@ class Timers(Component):
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path, timers: Timers) -> AsyncIterator[Daemon]:
-    """A daemon with ``timers`` installed, ready; stopped on exit. The whole block runs
+async def serving(tmp_path: Path, component: Component) -> AsyncIterator[Daemon]:
+    """A daemon with ``component`` installed, ready; stopped on exit. The whole block runs
     under the ``WAIT_S`` guard."""
-    daemon = Daemon(inprocess_config(tmp_path), extra_components=[timers])
+    daemon = Daemon(inprocess_config(tmp_path), extra_components=[component])
     with trio.fail_after(WAIT_S):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(daemon.serve)
@@ -152,13 +152,8 @@ async def test_work_left_after_a_turn_goes_on_without_input(
         lambda cfg: dataclasses.replace(engine_config(cfg), cycle_op_budget=1),
     )
     chain = Chain()
-    daemon = Daemon(inprocess_config(tmp_path), extra_components=[chain])
-    with trio.fail_after(WAIT_S):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(daemon.serve)
-            await daemon.ready.wait()
-            assert daemon.backend is not None
-            await daemon.backend.call(lambda d: d.node.invoke("chain", "step", {"left": 300}))
-            await chain.done.wait()
-            daemon.request_stop()
+    async with serving(tmp_path, chain) as daemon:
+        assert daemon.backend is not None
+        await daemon.backend.call(lambda d: d.node.invoke("chain", "step", {"left": 300}))
+        await chain.done.wait()
     assert chain.steps == 301

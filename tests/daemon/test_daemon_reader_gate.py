@@ -2,16 +2,20 @@
 
 The gate on its own (who it lets go, and that a cancelled reader leaves it), then a real
 connection over loopback: after forwarding one read, its reader reads nothing more until
-the gate is released, and then reads what arrived meanwhile.
+the gate is released, and then reads what arrived meanwhile; and the daemon's connections
+wait at the gate its driver releases.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import trio
 import trio.testing
 
 from bbnode.daemon._reader_gate import ReaderGate
 from bbnode.daemon.events import DriverInput, FramesIn
+from tests.daemon._pair import connected_daemons
 from tests.daemon._sides import lone_connection, wait_until
 
 
@@ -85,3 +89,18 @@ async def test_a_reader_reads_on_only_after_the_driver_turned() -> None:
             with trio.fail_after(5):
                 assert await driver.receive() == FramesIn(conn.peer, [b"two"])
             conn.close("test_done")
+
+
+async def test_a_daemons_connections_wait_at_the_gate_its_driver_releases(
+    tmp_path: Path,
+) -> None:
+    async with connected_daemons(tmp_path) as (a, b):
+        for daemon, remote in ((a, b), (b, a)):
+            assert daemon.backend is not None
+            assert remote.backend is not None
+            driver = daemon.backend.driver
+            conn = driver.manager.connection(remote.backend.driver.manager.local_peer)
+            assert conn is not None
+            assert driver.manager.readers is not None
+            assert conn.readers is driver.manager.readers
+            assert driver._readers is driver.manager.readers

@@ -163,8 +163,7 @@ async def test_a_turn_writes_after_its_first_poll_and_again_for_what_later_polls
 ) -> None:
     """The driver flushes right after a turn's first poll (a peer may be waiting for that
     reply), and at the end of the turn what a later poll of the same turn sent."""
-    receiver = OneWay()
-    async with connected_daemons(tmp_path, [OneWay()], [receiver]) as (a, b):
+    async with two_daemons(tmp_path) as (a, b, receiver):
         assert a.backend is not None
         assert b.backend is not None
         b_peer = b.backend.driver.manager.local_peer.to_bytes()

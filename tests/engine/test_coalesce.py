@@ -19,7 +19,6 @@ DEST = (b"\x04\x7f\x00\x00\x01\x06\x1c\xe8",)
 OTHER_DEST = (b"\x04\x7f\x00\x00\x01\x06\x1c\xe9",)
 SRC = (b"\x04\x7f\x00\x00\x01\x06\x1c\xea",)
 SUFFIX = b"/x"
-NO_CORRELATION = Correlation()
 
 
 def _net(n: int = 3, **config: int) -> Network:
@@ -104,14 +103,19 @@ def test_max_fills_per_envelope_is_checked(value: int) -> None:
         NodeConfig(max_fills_per_envelope=value)
 
 
-def _one_way(payload: bytes, deadline: int | None = None, **fields: object) -> WireEnvelope:
+def _one_way(
+    *payloads: bytes,
+    deadline: int | None = None,
+    dest: tuple[bytes, ...] = DEST,
+    **fields: object,
+) -> WireEnvelope:
+    """A one-way envelope of one fill per payload (the other fields as given)."""
+    fills = tuple(SlotFill(SUFFIX, payload) for payload in payloads)
     return WireEnvelope(
-        **{  # type: ignore[arg-type]
-            "fills": (SlotFill(SUFFIX, payload),),
-            "dest_peer_addresses": DEST,
-            "remaining_deadline_ns": deadline,
-            **fields,
-        }
+        fills,
+        dest_peer_addresses=dest,
+        remaining_deadline_ns=deadline,
+        **fields,  # type: ignore[arg-type]
     )
 
 
@@ -127,11 +131,24 @@ BIG = bytes(COALESCE_MAX_BYTES + 1)
         ([HALF, HALF, b""], [[HALF, HALF], [b""]]),  # a suffix alone is past the cap
         ([HALF, HALF + b"1"], [[HALF], [HALF + b"1"]]),  # one byte past the cap
         ([b"s", BIG, b"s"], [[b"s"], [BIG], [b"s"]]),  # a send over the cap goes alone
+        ([(HALF, HALF), b""], [[HALF, HALF], [b""]]),  # an envelope of two fills, at the cap
+        ([b"", (HALF, HALF + b"1")], [[b""], [HALF, HALF + b"1"]]),  # two fills, over it
     ],
-    ids=["at_the_cap", "suffix_counts", "one_byte_over", "big_goes_alone"],
+    ids=[
+        "at_the_cap",
+        "suffix_counts",
+        "one_byte_over",
+        "big_goes_alone",
+        "fills_summed",
+        "fills_summed_over",
+    ],
 )
-def test_a_run_stops_at_the_byte_cap(payloads: list[bytes], envelopes: list[list[bytes]]) -> None:
-    steps = send_steps([(P1, _one_way(p), False) for p in payloads], 256)
+def test_a_run_stops_at_the_byte_cap(
+    payloads: list[bytes | tuple[bytes, ...]], envelopes: list[list[bytes]]
+) -> None:
+    """Each item of `payloads` is one envelope (a tuple: one of several fills)."""
+    outbound = [(P1, _one_way(*(p if isinstance(p, tuple) else (p,))), False) for p in payloads]
+    steps = send_steps(outbound, 256)
     assert [[f.payload for f in s.envelope.fills] for s in steps] == envelopes
 
 
@@ -139,7 +156,7 @@ def test_only_envelopes_alike_in_all_but_their_fills_are_merged() -> None:
     rtt = ((P2.to_bytes(), 5),)
     response = Correlation(CorrelationKind.RESPONSE, 7)
     # Alike but for one field each (the comment names it), from b"8" on with other addresses.
-    far = {"dest_peer_addresses": OTHER_DEST, "src_peer_addresses": SRC}
+    far = {"dest": OTHER_DEST, "src_peer_addresses": SRC}
     outbound = [
         (P1, _one_way(b"1"), False),
         (P1, _one_way(b"2", deadline=5), False),  # another deadline
@@ -148,10 +165,10 @@ def test_only_envelopes_alike_in_all_but_their_fills_are_merged() -> None:
         (P1, _one_way(b"5", deadline=5, correlation=response), True),  # a response
         (P1, _one_way(b"6", deadline=5), True),
         (P1, _one_way(b"7", deadline=5), True),
-        (P1, _one_way(b"8", 5, dest_peer_addresses=OTHER_DEST), True),  # destination addresses
-        (P1, _one_way(b"9", 5, **far), True),  # source addresses
-        (P1, _one_way(b"a", 5, **far, schema_version=2), True),  # schema version
-        (P1, _one_way(b"b", 5, **far, schema_version=2), True),
+        (P1, _one_way(b"8", deadline=5, dest=OTHER_DEST), True),  # destination addresses
+        (P1, _one_way(b"9", deadline=5, **far), True),  # source addresses
+        (P1, _one_way(b"a", deadline=5, **far, schema_version=2), True),  # schema version
+        (P1, _one_way(b"b", deadline=5, **far, schema_version=2), True),
     ]
     steps = send_steps(outbound, 256)
     assert [[f.payload for f in s.envelope.fills] for s in steps] == [
@@ -169,10 +186,18 @@ def test_only_envelopes_alike_in_all_but_their_fills_are_merged() -> None:
     fill = {payload: SlotFill(SUFFIX, payload) for payload in (b"6", b"7", b"a", b"b")}
     assert steps == [
         *alone[:5],
-        SendEnvelope(WireEnvelope((fill[b"6"], fill[b"7"]), DEST, NO_CORRELATION, 5), P1, True),
+        SendEnvelope(
+            WireEnvelope((fill[b"6"], fill[b"7"]), DEST, remaining_deadline_ns=5), P1, True
+        ),
         *alone[7:9],
         SendEnvelope(
-            WireEnvelope((fill[b"a"], fill[b"b"]), OTHER_DEST, NO_CORRELATION, 5, (), SRC, 2),
+            WireEnvelope(
+                (fill[b"a"], fill[b"b"]),
+                OTHER_DEST,
+                remaining_deadline_ns=5,
+                src_peer_addresses=SRC,
+                schema_version=2,
+            ),
             P1,
             True,
         ),

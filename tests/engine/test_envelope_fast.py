@@ -241,16 +241,30 @@ def test_non_minimal_encodings_are_left_to_the_general_path(narrow: bytes, wide:
     assert decode_parts(widened) == decode_parts(packed)
 
 
-def test_repeated_keys_are_left_to_the_general_path() -> None:
+@pytest.mark.parametrize(
+    ("repeats", "max_map_keys", "general_refuses"),
+    [(1, 64, False), (1, 7, False), (4, 7, True)],
+    ids=["within_the_cap", "within_a_cap_of_seven", "past_the_cap"],
+)
+def test_repeated_keys_are_left_to_the_general_path(
+    repeats: int, max_map_keys: int, general_refuses: bool
+) -> None:
     """msgspec keeps the last of repeated keys without counting them against `max_map_keys`;
-    the general path counts them (a map of more entries than the cap is refused)."""
+    the general path counts them: a fill map of 4 + `repeats` entries is refused past the
+    cap, and read (the last value wins) within it."""
     packed = msgpack.packb(raw_env())
     fill_map = packed.index(b"\x84\xabdest_suffix")
     repeat = msgpack.packb("type_hash") + msgpack.packb(6)
-    repeated = packed[:fill_map] + b"\x85" + packed[fill_map + 1 :]
-    repeated = repeated.replace(b"\xa9type_hash\x05", b"\xa9type_hash\x05" + repeat)
-    for limits in (DEFAULT, EnvelopeLimits(max_map_keys=7), EnvelopeLimits(max_map_keys=4)):
-        assert assert_agrees(repeated, limits) is None
+    repeated = packed[:fill_map] + bytes((0x84 + repeats,)) + packed[fill_map + 1 :]
+    repeated = repeated.replace(b"\xa9type_hash\x05", b"\xa9type_hash\x05" + repeat * repeats)
+    limits = EnvelopeLimits(max_map_keys=max_map_keys)
+    expected = general(repeated, limits)
+    if general_refuses:
+        assert isinstance(expected, str)
+    else:
+        assert not isinstance(expected, str)
+        assert expected[0][0][4] == 6  # the fill's type_hash: the last one given
+    assert assert_agrees(repeated, limits) is None
 
 
 @pytest.mark.parametrize("max_map_keys", [6, 7])
