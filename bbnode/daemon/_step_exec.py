@@ -5,7 +5,7 @@ the peer's connection (or a dial, through the connection manager); the driver fl
 touched connections after the turn's first poll (and again at its end if later polls sent
 more). Peer verdicts close connections, app events go to subscribers; every step is
 counted as ``step.<Type>`` (folded into the counters when they are read), unhandled ones
-logged at debug.
+logged at debug, in order, once the turn's writes are out (``log_unhandled``).
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class StepExecutor:
         #: Step counts by type not yet in ``counters``: folded in when they are read
         #: (a counter call per step type per turn cost more than executing the steps).
         self._step_counts: dict[type[Any], int] = {}
+        #: The step lists of this turn with steps to log at debug (see ``log_unhandled``).
+        self._unlogged: list[Sequence[Any]] = []
         driver.counters.add_folder(self._fold_counts)
         self._dispatch: dict[type[Any], Callable[[Any], None]] = {
             steps.SendEnvelope: self._on_send,
@@ -91,12 +93,26 @@ class StepExecutor:
             counts[completed_type] = counts.get(completed_type, 0) + completed
         if sent:
             counts[send_type] = counts.get(send_type, 0) + sent
-        if (completed or others) and _debug_enabled():
+        if completed or others:
+            self._unlogged.append(out)
+
+    def log_unhandled(self) -> None:
+        """Log, at debug, every step of this turn's polls that has no handler (in order).
+
+        Called by the driver once the turn's writes are out: even finding out whether debug
+        is on costs a structlog config read, which a peer waiting for a reply need not wait
+        for."""
+        unlogged = self._unlogged
+        if not unlogged:
+            return
+        if _debug_enabled():
             dispatch = self._dispatch
-            for step in out:
-                if step.__class__ not in dispatch:
-                    # The step object itself: rendered to text only when debug is on.
-                    log.debug("engine_step", step=type(step).__name__, detail=step)
+            for out in unlogged:
+                for step in out:
+                    if step.__class__ not in dispatch:
+                        # The step object itself: rendered to text only when debug is on.
+                        log.debug("engine_step", step=type(step).__name__, detail=step)
+        unlogged.clear()
 
     def _execute_other(self, step: Any, kind: type[Any]) -> None:
         """Count and execute a step of any kind but the two ``execute_all`` handles."""

@@ -154,7 +154,8 @@ async def test_every_step_kind_is_counted_and_those_without_a_handler_logged_at_
         "step.OpCompleted": 2,  # `resume` (which finished `wait`) and `send`
         "step.SendEnvelope": 1,
     }
-    # a's poll (its lines come before it writes the envelope), then b's `msg`.
+    # a's poll (logged at the end of its turn, before b's turn reads the envelope), then
+    # b's `msg`.
     assert step_lines == ["AsyncSuspended", "OpCompleted", "OpCompleted", "OpCompleted"]
 
 
