@@ -113,7 +113,7 @@ class PeerConnection:
     def enqueue(self, item: OutboundFrame) -> bool:
         """Queue a frame without waiting; False when the queue is full or closing.
 
-        The frame goes out at the next ``sends.flush()`` (the driver's, after a poll) or
+        The frame goes out at the next ``sends.flush(now)`` (the driver's, after a poll) or
         :meth:`kick`, whichever is first.
         """
         outbox = self.outbox

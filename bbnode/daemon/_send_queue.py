@@ -57,12 +57,12 @@ class SendScheduler:
         #: hand memory back to the kernel and fault it in again on every burst.
         self.burst_buffer = bytearray()
 
-    def flush(self) -> None:
-        """Write every dirty connection's queue (see the class docstring)."""
+    def flush(self, now: float) -> None:
+        """Write every dirty connection's queue (see the class docstring); ``now`` (trio
+        time, read during the caller's turn) stamps the writes."""
         dirty = self.dirty
         if dirty:
             self.dirty = []
-            now = trio.current_time()  # one clock read stamps the writes of every connection
             for conn in dirty:
                 conn.flush(now)
 

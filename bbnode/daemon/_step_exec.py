@@ -70,7 +70,7 @@ class StepExecutor:
     def execute_all(self, out: Sequence[Any]) -> None:
         """Execute the steps of one poll, in order; counts them as ``step.<Type>``.
 
-        Frames are only queued: the caller flushes (``manager.sends.flush()``)."""
+        Frames are only queued: the caller flushes (``manager.sends.flush(now)``)."""
         # The two kinds nearly every step is are counted in locals: ``OpCompleted`` (one
         # per op run; nothing to execute) and ``SendEnvelope``. A dict update per step
         # cost more than executing it.

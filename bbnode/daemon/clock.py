@@ -37,7 +37,11 @@ class EngineClock:
 
     def now_ns(self) -> int:
         """Current engine time; never decreases."""
-        elapsed_ns = int((self.trio_time() - self._mono_base_s) * 1_000_000_000)
+        return self.ns_at(self.trio_time())
+
+    def ns_at(self, trio_s: float) -> int:
+        """Engine time at trio clock reading ``trio_s``, read just now (never decreases)."""
+        elapsed_ns = int((trio_s - self._mono_base_s) * 1_000_000_000)
         now = self._wall_base_ns + elapsed_ns
         if now < self._last_ns:
             now = self._last_ns

@@ -166,11 +166,11 @@ class EngineDriver:
             # CancelScope per wait cost a tenth of the daemon's time in a request/response
             # exchange. Its deadline only ever moves earlier (each move costs about as
             # much); one left behind by a later ``_wake_at`` merely costs a spare turn.
-            synced = False  # a wait cancelled by the wake deadline synced nothing
+            synced_at = None  # a wait cancelled by the wake deadline synced nothing
             with trio.CancelScope() as wake:
                 wake_deadline = wake.deadline  # a local copy: the property costs a call
                 while True:
-                    self.turn(synced)
+                    self.turn(synced_at)
                     wake_at = self._wake_at()
                     if wake_at < wake_deadline:
                         wake.deadline = wake_deadline = wake_at
@@ -179,22 +179,24 @@ class EngineDriver:
                     # Engine work left (the turn stopped at its bound, or for a socket): take
                     # what input is ready and turn again, without waiting for input that may
                     # never come.
-                    await self._take_inputs(wait=not self._work_left)
-                    synced = True  # `_take_inputs` synced the clock before the inputs
+                    synced_at = await self._take_inputs(wait=not self._work_left)
 
-    def turn(self, synced: bool = False) -> int:
+    def turn(self, synced_at: float | None = None) -> int:
         """Tick due timers, then poll and execute until the engine is quiet; steps run.
 
-        ``synced``: the clock was synced just now, before the inputs were applied, so the
-        first poll needs no sync of its own (a timer that fell due in between fires in the
-        spare turn its deadline, already past, then causes at once).
+        ``synced_at``: the trio time at which the clock was synced, just now, before the
+        inputs were applied. The first poll then needs no sync of its own (a timer that
+        fell due in between fires in the spare turn its deadline, already past, then
+        causes at once), and the turn starts at that reading (each clock read on the way
+        to a reply's write costs about a microsecond, cold).
         """
-        self.last_turn_s = now = self.clock.trio_time()
+        now = self.clock.trio_time() if synced_at is None else synced_at
+        self.last_turn_s = now
         executed = 0
         sends = self.manager.sends
         for polls in range(64):  # bounded: a component that keeps itself busy still yields
-            if polls or not synced:
-                self._sync_clock()
+            if polls or synced_at is None:
+                self._sync_clock(self.clock.trio_time())
             out = self.node.poll()
             if out:
                 self._steps.execute_all(out)
@@ -203,7 +205,7 @@ class EngineDriver:
                 # What the inputs caused goes out before anything else is looked at: in a
                 # request/response exchange the peer is waiting for it. One write per
                 # touched connection.
-                sends.flush()
+                sends.flush(now)
             if sends.over:  # a socket is behind: let it drain before producing more
                 self._work_left = self.node.has_work()
                 break
@@ -212,7 +214,7 @@ class EngineDriver:
                 break
         else:  # the bound: the loop turns again at once (see ``run``)
             self._work_left = True
-        sends.flush()  # what later polls sent, if any
+        sends.flush(now)  # what later polls sent, if any
         if self._readers is not None:
             self._readers.release()  # the readers that fed this turn read on
         self._steps.log_unhandled()
@@ -222,15 +224,16 @@ class EngineDriver:
             observe(self.clock.trio_time() - now)
         return executed
 
-    def _sync_clock(self) -> None:
-        """Tick the engine when a timer is due or its clock lags by TICK_SLACK_NS or more.
+    def _sync_clock(self, trio_s: float) -> None:
+        """Tick the engine when a timer is due or its clock lags by TICK_SLACK_NS or more
+        at ``trio_s``, a trio clock reading taken just now.
 
         The engine's clock moves only on ticks, and the timers its components arm (request
         timeouts, ``ctx.after``) count from it, so it must not fall behind real time while
         no timer is due. Called before inputs are applied and before each poll but a
         turn's first one right after them.
         """
-        now = self.clock.now_ns()
+        now = self.clock.ns_at(trio_s)
         deadline = self.node.next_deadline_ns()  # kept by the engine between polls
         if now - self._ticked_ns >= TICK_SLACK_NS or (deadline is not None and deadline <= now):
             self._ticked_ns = now
@@ -273,10 +276,11 @@ class EngineDriver:
         while (stall_at := pressure.blocking(trio.current_time())) is not None:
             await pressure.wait_for_progress(stall_at)
 
-    async def _take_inputs(self, wait: bool) -> None:
+    async def _take_inputs(self, wait: bool) -> float:
         """With ``wait``, wait for the next input (or be cancelled by ``run``'s wake
         deadline), else only let other tasks run; then apply every input already waiting,
-        up to ``_BATCH`` of them (``_BATCH_FRAMES`` frames), so one poll covers them all."""
+        up to ``_BATCH`` of them (``_BATCH_FRAMES`` frames), so one poll covers them all.
+        Returns the trio time at which the engine's clock was synced, before the inputs."""
         frames_limit = self._frames_in + _BATCH_FRAMES
         receive = self._receive
         if wait:
@@ -286,7 +290,8 @@ class EngineDriver:
         else:
             await trio.lowlevel.checkpoint()
             item = None
-        self._sync_clock()  # envelopes and invocations below see the current time
+        synced_at = self.clock.trio_time()
+        self._sync_clock(synced_at)  # envelopes and invocations below see the current time
         handle = self.handle_input
         if item is not None:
             handle(item)
@@ -299,6 +304,7 @@ class EngineDriver:
             except trio.WouldBlock:
                 break
             handle(item)
+        return synced_at
 
     # -- inputs ------------------------------------------------------------------------------
     def handle_input(self, item: DriverInput | ControlCall) -> None:

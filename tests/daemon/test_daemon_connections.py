@@ -239,7 +239,7 @@ async def test_sustained_transfer_outlives_many_idle_deadlines() -> None:
                     frame = OutboundFrame(b"%d:" % sent + padding)
                     assert b.manager.send(a.peer, frame, []) is None
                     sent += 1
-                b.manager.sends.flush()
+                b.manager.sends.flush(trio.current_time())
                 await trio.lowlevel.checkpoint()
             await wait_until(lambda: len(received) >= sent or bool(closed))
             nursery.cancel_scope.cancel()
@@ -288,7 +288,7 @@ async def test_frames_cut_short_on_a_replaced_connection_are_reported() -> None:
             frames = [OutboundFrame(b"x" * 256_000, wire_req_id=i + 1) for i in range(128)]
             for item in frames:
                 assert old.enqueue(item)
-            a.manager.sends.flush()
+            a.manager.sends.flush(trio.current_time())
             await wait_until(lambda: b.inbox.statistics().current_buffer_used == 100)
             assert old.in_flight
             assert old.outbox

@@ -146,7 +146,7 @@ def _take_sends(driver: EngineDriver, peer: bytes, count: int) -> list[steps.Sen
             else:
                 others.append(step)
         driver._steps.execute_all(others)
-    driver.manager.sends.flush()
+    driver.manager.sends.flush(trio.current_time())
     assert len(ours) == count
     return ours
 

@@ -44,10 +44,10 @@ async def test_every_waiting_input_is_applied_before_the_next_turn(
     turns = 0
     turn = EngineDriver.turn
 
-    def counted_turn(self: EngineDriver, synced: bool = False) -> int:
+    def counted_turn(self: EngineDriver, synced_at: float | None = None) -> int:
         nonlocal turns
         turns += 1
-        return turn(self, synced)
+        return turn(self, synced_at)
 
     monkeypatch.setattr(EngineDriver, "turn", counted_turn)
     seen: list[int] = []

@@ -181,9 +181,9 @@ async def test_a_turn_writes_after_its_first_poll_and_again_for_what_later_polls
                     node.invoke("oneway", "send", {"peer": b_peer, "n": 2})
                 return out
 
-            def logged_flush() -> None:
+            def logged_flush(now: float) -> None:
                 calls.append("flush")
-                flush()
+                flush(now)
 
             node.poll = logged_poll  # type: ignore[method-assign]
             sends.flush = logged_flush  # type: ignore[method-assign]
