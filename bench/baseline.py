@@ -33,6 +33,7 @@ import msgpack
 import trio
 
 from bbnode.daemon._handshake import handshake
+from bbnode.daemon.clock import PerfCounterClock
 from bbnode.daemon.gc_tuning import tune_gc_for_serving
 from bbnode.wire import FrameReceived, IdentityKey, SecureConnection
 
@@ -279,12 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", type=int, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve is not None:
-        trio.run(_serve_child, args.serve)
+        trio.run(_serve_child, args.serve, clock=PerfCounterClock())  # as the daemons run
         return 0
     # The GC settings the daemon bench's processes run with (see its docstring).
     tune_gc_for_serving()
     for processes in (1, 2):
-        figures = trio.run(run_baseline_pair, processes)
+        figures = trio.run(run_baseline_pair, processes, clock=PerfCounterClock())
         print(
             json.dumps({"bench": "baseline_trio_noise_msgpack", "processes": processes, **figures})
         )

@@ -20,9 +20,10 @@ Modes (every line carries ``"processes": 1|2``, otherwise the same keys):
 * ``--one-process``: both daemons (and both bare ends) in this process on one trio loop;
   one core does the sender's and the receiver's work.
 
-Each daemon is a ``Daemon(..., tune_gc=True)``, as ``bbnode run`` makes it (the GC settings
-of ``bbnode.daemon.gc_tuning``). They are process-wide, so the bare client here runs with
-them too, and so does the bare server's child process, for the same conditions.
+Each daemon is a ``Daemon(..., tune_gc=True)`` under ``trio.run(..., clock=PerfCounterClock())``,
+as ``bbnode run`` makes it (the GC settings of ``bbnode.daemon.gc_tuning``, trio's clock of
+``bbnode.daemon.clock``). Both are process-wide, so the bare client here runs with them too,
+and so does the bare server's child process, for the same conditions.
 JSON lines on stdout; logs go to stderr at warning level. ``BB_BENCH_PROFILE=PATH`` profiles
 this process with cProfile (daemon A, or both daemons, and the bare pair's ends here) to
 ``PATH``, the child B to ``PATH.b``. Run under the shared lock:
@@ -50,6 +51,7 @@ from typing import Any, ClassVar
 import trio
 
 from bbnode.config import parse_config
+from bbnode.daemon.clock import PerfCounterClock
 from bbnode.daemon.supervisor import Daemon
 from bbnode.engine.component import Component, Immediate
 from bbnode.ids import PeerId
@@ -431,10 +433,15 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("warning", "json", stream=sys.stderr)
     profile = os.environ.get("BB_BENCH_PROFILE")
     if args.serve_b is not None:
-        _profiled(lambda: trio.run(_serve_b, args.serve_b), profile and f"{profile}.b")
+        _profiled(
+            lambda: trio.run(_serve_b, args.serve_b, clock=PerfCounterClock()),
+            profile and f"{profile}.b",
+        )
         return 0
     processes = 1 if args.one_process else 2
-    daemon, base, portion_ratios = _profiled(lambda: trio.run(run_benches, processes), profile)
+    daemon, base, portion_ratios = _profiled(
+        lambda: trio.run(run_benches, processes, clock=PerfCounterClock()), profile
+    )
     print(json.dumps({"bench": "daemon", "processes": processes, **daemon}), flush=True)
     print(
         json.dumps({"bench": "baseline_trio_noise_msgpack", "processes": processes, **base}),

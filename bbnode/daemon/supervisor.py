@@ -20,7 +20,7 @@ import trio
 from bbnode.config import Config, ConfigError, load_config
 from bbnode.daemon._reader_gate import ReaderGate
 from bbnode.daemon.checkpoint import Checkpointer
-from bbnode.daemon.clock import EngineClock
+from bbnode.daemon.clock import EngineClock, PerfCounterClock
 from bbnode.daemon.connections import ConnectionManager, ConnectionSettings
 from bbnode.daemon.control import serve_control
 from bbnode.daemon.control_backend import DriverControlBackend
@@ -272,7 +272,7 @@ def run_daemon(config: Config) -> int:
     """Configure logging and run a :class:`Daemon` under ``trio.run``; the exit code."""
     configure_logging(config.log.level, config.log.format)
     try:
-        return trio.run(Daemon(config, tune_gc=True).serve)
+        return trio.run(Daemon(config, tune_gc=True).serve, clock=PerfCounterClock())
     except OSError as exc:
         log.error("daemon_failed", reason=str(exc))
         return 1

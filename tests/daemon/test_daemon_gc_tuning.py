@@ -12,6 +12,7 @@ import pytest
 import trio
 
 from bbnode.daemon import supervisor
+from bbnode.daemon.clock import PerfCounterClock
 from bbnode.daemon.gc_tuning import GEN0_THRESHOLD, tune_gc_for_serving
 from bbnode.daemon.supervisor import Daemon, run_daemon
 from tests.daemon._inprocess import inprocess_config
@@ -79,17 +80,19 @@ async def test_a_daemon_leaves_the_gc_alone_by_default(tmp_path: Path, gc_state:
     assert gc.get_threshold() == before
 
 
-def test_bbnode_run_serves_a_daemon_that_tunes_the_gc(
+def test_bbnode_run_serves_a_daemon_that_tunes_the_gc_on_the_perf_counter_clock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = inprocess_config(tmp_path / "state")
     served: list[Daemon] = []
+    clocks: list[object] = []
 
-    def run(serve: Callable[[], Any]) -> int:
+    def run(serve: Callable[[], Any], *, clock: object = None) -> int:
         daemon = getattr(serve, "__self__", None)
         assert isinstance(daemon, Daemon)
         assert serve == daemon.serve
         served.append(daemon)
+        clocks.append(clock)
         return 0
 
     # Neither configures this process's logging nor serves: only the Daemon built matters.
@@ -99,3 +102,4 @@ def test_bbnode_run_serves_a_daemon_that_tunes_the_gc(
     assert len(served) == 1
     assert served[0].config is config
     assert served[0].tune_gc is True
+    assert [type(clock) for clock in clocks] == [PerfCounterClock]
