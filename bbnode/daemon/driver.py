@@ -187,8 +187,9 @@ class EngineDriver:
         ``synced_at``: the trio time at which the clock was synced, just now, before the
         inputs were applied. The first poll then needs no sync of its own (a timer that
         fell due in between fires in the spare turn its deadline, already past, then
-        causes at once), and the turn starts at that reading (each clock read on the way
-        to a reply's write costs about a microsecond, cold).
+        causes at once), and the turn counts from that reading, applying the inputs
+        included (each clock read on the way to a reply's write costs about a
+        microsecond, cold).
         """
         now = self.clock.trio_time() if synced_at is None else synced_at
         self.last_turn_s = now

@@ -349,7 +349,8 @@ class DaemonCollector(Collector):
             )
         turns = HistogramMetricFamily(
             "bbnode_engine_poll_duration_seconds",
-            "Wall time of one engine driver turn: tick due timers, poll, execute the steps.",
+            "Wall time of one engine driver turn: apply the waiting inputs, tick due timers, "
+            "poll, execute the steps.",
         )
         turns.add_metric([], s.turns.buckets(), sum_value=s.turns.sum_s)
         yield turns
