@@ -54,6 +54,9 @@ class StepExecutor:
         #: Step counts by type not yet in ``counters``: folded in when they are read
         #: (a counter call per step type per turn cost more than executing the steps).
         self._step_counts: dict[type[Any], int] = {}
+        #: ... except the two kinds nearly every step is, counted apart (see ``execute_all``).
+        self._completed = 0
+        self._sent = 0
         #: The step lists of this turn with steps to log at debug (see ``log_unhandled``).
         self._unlogged: list[Sequence[Any]] = []
         driver.counters.add_folder(self._fold_counts)
@@ -71,9 +74,9 @@ class StepExecutor:
         """Execute the steps of one poll, in order; counts them as ``step.<Type>``.
 
         Frames are only queued: the caller flushes (``manager.sends.flush(now)``)."""
-        # The two kinds nearly every step is are counted in locals: ``OpCompleted`` (one
-        # per op run; nothing to execute) and ``SendEnvelope``. A dict update per step
-        # cost more than executing it.
+        # The two kinds nearly every step is are counted in locals, then in two plain
+        # attributes: ``OpCompleted`` (one per op run; nothing to execute) and
+        # ``SendEnvelope``. A dict update per step cost more than executing it.
         completed_type = steps.OpCompleted
         send_type = steps.SendEnvelope
         on_send = self._on_send
@@ -88,11 +91,8 @@ class StepExecutor:
             else:
                 others += 1
                 self._execute_other(step, kind)
-        counts = self._step_counts
-        if completed:
-            counts[completed_type] = counts.get(completed_type, 0) + completed
-        if sent:
-            counts[send_type] = counts.get(send_type, 0) + sent
+        self._completed += completed
+        self._sent += sent
         if completed or others:
             self._unlogged.append(out)
 
@@ -125,6 +125,10 @@ class StepExecutor:
     def _fold_counts(self, counters: Counters) -> None:
         """Add the step counts gathered since the last read to ``counters``."""
         counts = self._step_counts
+        for kind, count in ((steps.OpCompleted, self._completed), (steps.SendEnvelope, self._sent)):
+            if count:
+                counts[kind] = counts.get(kind, 0) + count
+        self._completed = self._sent = 0
         names = _STEP_COUNTER_NAMES
         for kind, count in counts.items():
             name = names.get(kind)

@@ -293,9 +293,15 @@ class EngineDriver:
             item = None
         synced_at = self.clock.trio_time()
         self._sync_clock(synced_at)  # envelopes and invocations below see the current time
+        # Frames (nearly every input) go straight to `_in_frames`, which handles a refused
+        # frame itself; anything else through `handle_input`.
         handle = self.handle_input
+        in_frames = self._in_frames
         if item is not None:
-            handle(item)
+            if item.__class__ is FramesIn:
+                in_frames(item)
+            else:
+                handle(item)
         buffered = self._buffered
         for _ in range(_BATCH):
             if self._frames_in >= frames_limit or (buffered is not None and not buffered):
@@ -304,7 +310,10 @@ class EngineDriver:
                 item = receive.receive_nowait()
             except trio.WouldBlock:
                 break
-            handle(item)
+            if item.__class__ is FramesIn:
+                in_frames(item)
+            else:
+                handle(item)
         return synced_at
 
     # -- inputs ------------------------------------------------------------------------------

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
 import trio
 
 from bbnode.daemon._send_queue import OutboundFrame
 from bbnode.daemon.driver import EngineDriver
-from bbnode.daemon.events import UnsentIn
+from bbnode.daemon.events import FramesIn, UnsentIn
 from bbnode.daemon.supervisor import Daemon
 from bbnode.engine import steps
 from bbnode.engine.component import Component, Immediate
+from bbnode.engine.errors import InvalidInput
 from bbnode.ids import PeerId
 from tests.daemon._pair import WAIT_S, connected_daemons
 
@@ -102,6 +104,50 @@ async def test_one_way_bursts_arrive_without_loss(tmp_path: Path) -> None:
         assert _losses(pair.a) == {}
         assert await pair.on_a(lambda d: d.manager.is_connected(pair.b_peer))
         assert pair.a.counters.get("peers.down") == 0
+
+
+async def test_a_frame_the_engine_refuses_costs_the_others_of_its_read_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Node.deliver_inbound`` refusing one frame (a ``DeliveryError``) is counted as
+    ``ingress.rejected``; the frames read with it are delivered all the same."""
+    async with two_daemons(tmp_path, heartbeat=False) as pair:
+        assert pair.b.backend is not None
+        b_driver = pair.b.backend.driver
+        deliver = b_driver.node.deliver_inbound
+
+        def refusing(src: PeerId, data: bytes, observed: Any = None) -> None:
+            if data == b"refused":
+                raise InvalidInput("refused by the test")
+            deliver(src, data, observed)
+
+        monkeypatch.setattr(b_driver.node, "deliver_inbound", refusing)
+        reads: list[list[bytes]] = []
+        in_frames = b_driver._in_frames
+
+        def recorded(item: FramesIn) -> None:
+            reads.append(list(item.frames))
+            in_frames(item)
+
+        monkeypatch.setattr(b_driver, "_in_frames", recorded)
+        pair.b_sink.expected = 1
+        b_peer = pair.b_peer
+
+        def refused_then_a_message(d: EngineDriver) -> None:
+            # Queued in this control call, flushed with the message the turn after it
+            # sends: one write, so one read on b.
+            conn = d.manager.connection(b_peer)
+            assert conn is not None
+            assert conn.enqueue(OutboundFrame(b"refused"))
+            d.node.invoke("sink", "blast", {"peer": b_peer.to_bytes(), "first": 7, "count": 1})
+
+        await pair.on_a(refused_then_a_message)
+        with trio.fail_after(WAIT_S):
+            await pair.b_sink.all_in.wait()
+        assert pair.b_sink.received == [7]
+        assert pair.b.counters.get("ingress.rejected") == 1
+        assert [len(frames) for frames in reads] == [2]
+        assert reads[0][0] == b"refused"
 
 
 async def test_wire_byte_counts_agree_after_writes_the_socket_took_in_part(
