@@ -60,17 +60,8 @@ class OutboundQueue(Generic[T]):
         return out
 
     def take_all(self) -> tuple[list[T], int]:
-        """`(drain(), take_dropped())` in one call, for a consumer that reports both at once."""
-        items = self._items
-        if items:
-            out = list(items)
-            items.clear()
-        else:
-            out = []
-        dropped = self._dropped
-        if dropped:
-            self._dropped = 0
-        return out, dropped
+        """`(drain(), take_dropped())`, for a consumer that reports both at once."""
+        return self.drain(), self.take_dropped()
 
     @property
     def dropped_since_drain(self) -> int:
