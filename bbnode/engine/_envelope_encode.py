@@ -127,12 +127,11 @@ def check_envelope(env: WireEnvelope) -> None:
         raise EnvelopeEncodeError(
             f"schema_version: {env.schema_version!r} is not supported (expected {SCHEMA_VERSION})"
         )
-    # Empty or one address (the usual cases) are checked inline, without the loop's call.
     dest = env.dest_peer_addresses
-    if dest != () and not (type(dest) is tuple and len(dest) == 1 and type(dest[0]) is bytes):
+    if dest != ():
         _check_bytes_tuple("dest_peer_addresses", dest)
     src = env.src_peer_addresses
-    if src != () and not (type(src) is tuple and len(src) == 1 and type(src[0]) is bytes):
+    if src != ():
         _check_bytes_tuple("src_peer_addresses", src)
     rtt = env.edge_rtt_reports
     if rtt != ():
