@@ -127,7 +127,6 @@ class EngineDriver:
         self.settings = settings
         self._receive = receive
         self._buffered = channel_buffer(receive)
-        self._readers = manager.readers
         self.static_addresses: dict[PeerId, list[Address]] = {}
         #: Every peer we sent to or heard from this run (for ``ctl peers``).
         self.known_peers: set[PeerId] = set()
@@ -216,8 +215,9 @@ class EngineDriver:
         else:  # the bound: the loop turns again at once (see ``run``)
             self._work_left = True
         sends.flush(now)  # what later polls sent, if any
-        if self._readers is not None:
-            self._readers.release()  # the readers that fed this turn read on
+        readers = self.manager.readers
+        if readers is not None:
+            readers.release()  # the readers that fed this turn read on
         self._steps.log_unhandled()
         self._housekeeping(now)
         observe = self.observe_turn_s

@@ -8,13 +8,18 @@ wait at the gate its driver releases.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
 import trio.testing
 
+from bbnode.daemon._peer_conn import PeerConnection
 from bbnode.daemon._reader_gate import ReaderGate
+from bbnode.daemon._send_queue import OutboundFrame
+from bbnode.daemon.driver import EngineDriver
 from bbnode.daemon.events import DriverInput, FramesIn
+from bbnode.ids import PeerId
 from tests.daemon._pair import connected_daemons
 from tests.daemon._sides import lone_connection, wait_until
 
@@ -94,13 +99,36 @@ async def test_a_reader_reads_on_only_after_the_driver_turned() -> None:
 async def test_a_daemons_connections_wait_at_the_gate_its_driver_releases(
     tmp_path: Path,
 ) -> None:
+    """Each read a connection forwards parks its reader until the driver's turn ends: if
+    the driver never let it go, the second frame sent would never be read."""
     async with connected_daemons(tmp_path) as (a, b):
         for daemon, remote in ((a, b), (b, a)):
             assert daemon.backend is not None
             assert remote.backend is not None
             driver = daemon.backend.driver
-            conn = driver.manager.connection(remote.backend.driver.manager.local_peer)
+            remote_peer = remote.backend.driver.manager.local_peer
+            conn = driver.manager.connection(remote_peer)
             assert conn is not None
             assert driver.manager.readers is not None
             assert conn.readers is driver.manager.readers
-            assert driver._readers is driver.manager.readers
+            reads = conn.frames_in
+            for sent in range(1, 4):  # one frame per write, so one per read
+                frame = b"not an envelope %d" % sent
+                await remote.backend.call(_queue_raw(driver.manager.local_peer, frame))
+                await wait_until(_has_read(conn, reads + sent))
+
+
+def _queue_raw(peer: PeerId, frame: bytes) -> Callable[[EngineDriver], None]:
+    """A driver call queueing ``frame`` as it is on the connection to ``peer`` (the turn
+    that runs the call writes it)."""
+
+    def queue(driver: EngineDriver) -> None:
+        conn = driver.manager.connection(peer)
+        assert conn is not None
+        assert conn.enqueue(OutboundFrame(frame))
+
+    return queue
+
+
+def _has_read(conn: PeerConnection, frames: int) -> Callable[[], bool]:
+    return lambda: conn.frames_in == frames
