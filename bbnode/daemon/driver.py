@@ -149,7 +149,6 @@ class EngineDriver:
         #: Executes the steps of each poll (see :mod:`._step_exec`).
         self._steps = StepExecutor(self)
         self._inputs: dict[type[Any], Callable[[Any], None]] = {
-            FramesIn: self._in_frames,
             UnsentIn: self._in_unsent,
             Connected: self._in_connected,
             Disconnected: self._in_disconnected,
@@ -293,15 +292,9 @@ class EngineDriver:
             item = None
         synced_at = self.clock.trio_time()
         self._sync_clock(synced_at)  # envelopes and invocations below see the current time
-        # Frames (nearly every input) go straight to `_in_frames`, which handles a refused
-        # frame itself; anything else through `handle_input`.
         handle = self.handle_input
-        in_frames = self._in_frames
         if item is not None:
-            if item.__class__ is FramesIn:
-                in_frames(item)
-            else:
-                handle(item)
+            handle(item)
         buffered = self._buffered
         for _ in range(_BATCH):
             if self._frames_in >= frames_limit or (buffered is not None and not buffered):
@@ -310,15 +303,15 @@ class EngineDriver:
                 item = receive.receive_nowait()
             except trio.WouldBlock:
                 break
-            if item.__class__ is FramesIn:
-                in_frames(item)
-            else:
-                handle(item)
+            handle(item)
         return synced_at
 
     # -- inputs ------------------------------------------------------------------------------
     def handle_input(self, item: DriverInput | ControlCall) -> None:
         """Apply one input to the node (a control call runs and completes here)."""
+        if item.__class__ is FramesIn:  # nearly every input (it handles a refused frame)
+            self._in_frames(item)
+            return
         if isinstance(item, ControlCall):
             try:
                 item.result = item.run(self)
