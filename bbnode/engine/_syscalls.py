@@ -105,10 +105,10 @@ class SyscallsMixin(OutboundMixin):
             raise OpError(f"send: component must be a non-empty str, got {remote_component!r}")
         if not isinstance(remote_op, str) or not remote_op:
             raise OpError(f"send: op must be a non-empty str, got {remote_op!r}")
-        if peers.__class__ is PeerId:  # one peer (the usual case): nothing more to check
+        if isinstance(peers, PeerId):  # one peer (the usual case): nothing more to check
             targets = [peers]
         else:
-            targets = [peers] if isinstance(peers, PeerId) else list(peers)
+            targets = list(peers)
             for peer in targets:
                 if not isinstance(peer, PeerId):
                     raise OpError(f"send: peers must be PeerIds, got {type(peer).__name__}")
